@@ -1,0 +1,212 @@
+"""The profile store: named chat configurations under MEDCHAT_HOME/profiles/NAME/.
+
+Each profile dir holds `profile.toml` (the manifest) and, unless it is the built-in `base`,
+`adapter/` (a standard PEFT dir). A profile's `chain` lists the profiles whose adapters are
+active together, parents first, ending with itself: covid-ppo -> ["covid-sft", "covid-ppo"].
+Parents are referenced, not copied, so `remove` refuses while a child stacks on a profile.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import shutil
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from medchat import paths
+from medchat.errors import UserError
+
+BASE_PROFILE = "base"
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+PICKLED_WEIGHTS = "adapter_model.bin"
+
+
+@dataclass
+class Profile:
+    name: str
+    base: str = ""  # base model id as given to --base (embedded name, hub id, or abs dir)
+    base_fingerprint: str = ""
+    kind: str = "chat"  # chat | reward
+    chain: list[str] = field(default_factory=list)  # adapters active together, parents first
+    stage: str = ""  # pt | sft | rm | ppo | dpo | import
+    method: str = ""  # lora | qlora
+    datasets: list[dict] = field(default_factory=list)  # [{name, sha256, rows}]
+    metrics: dict = field(default_factory=dict)
+    created: str = ""
+    chat_template: str = ""  # empty: the tokenizer's own
+    system_prompt: str = ""  # empty: the doctor preset
+    generation: dict = field(default_factory=dict)  # GenerationSettings overrides
+    kb: str = ""  # knowledge base bound to this profile ("" = default, "none" = off)
+    description: str = ""
+    allow_pickle: bool = False  # only set by an explicit flag at import time
+    path: Path | None = None  # where it lives; not written to the manifest
+
+    @property
+    def is_base(self) -> bool:
+        return self.name == BASE_PROFILE
+
+    def to_toml(self) -> str:
+        data = {k: v for k, v in asdict(self).items() if k != "path"}
+        return tomli_w.dumps(data)
+
+    @classmethod
+    def from_toml(cls, text: str, path: Path | None = None) -> "Profile":
+        data = tomllib.loads(text)
+        known = set(cls.__dataclass_fields__) - {"path"}
+        prof = cls(**{k: v for k, v in data.items() if k in known})
+        prof.path = path
+        return prof
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
+        raise UserError(
+            f"invalid profile name '{name}': use 1-64 lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. covid-sft)"
+        )
+    return name
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def check_adapter_dir(adapter: Path, allow_pickle: bool = False) -> dict:
+    """Validate a PEFT LoRA adapter dir; return its adapter_config.json as a dict."""
+    adapter = Path(adapter)
+    cfg_path = adapter / "adapter_config.json"
+    if not cfg_path.exists():
+        raise UserError(f"'{adapter}' is not a PEFT adapter directory (no adapter_config.json)")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"corrupt adapter_config.json in '{adapter}': {exc}") from None
+    if str(cfg.get("peft_type", "")).upper() != "LORA":
+        raise UserError(f"'{adapter}' holds a {cfg.get('peft_type')} adapter; only LoRA adapters are supported")
+    if not (adapter / ADAPTER_WEIGHTS).exists():
+        if (adapter / PICKLED_WEIGHTS).exists():
+            if not allow_pickle:
+                raise UserError(
+                    f"'{adapter}' has only pickled weights ({PICKLED_WEIGHTS}), which can run code when "
+                    "loaded; re-run with --allow-pickle if you trust it"
+                )
+        else:
+            raise UserError(f"'{adapter}' has no {ADAPTER_WEIGHTS}")
+    else:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(adapter / ADAPTER_WEIGHTS, "pt") as fh:
+                if not list(fh.keys()):
+                    raise UserError(f"'{adapter}/{ADAPTER_WEIGHTS}' holds no tensors")
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(f"corrupt adapter weights in '{adapter}': {exc}") from None
+    return cfg
+
+
+class ProfileStore:
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root else paths.profiles_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        paths.sweep_staging(self.root)
+
+    # --- reading -------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        found = sorted(p.name for p in self.root.iterdir()
+                       if p.is_dir() and not p.name.startswith(".") and (p / "profile.toml").exists())
+        return [BASE_PROFILE] + [n for n in found if n != BASE_PROFILE]
+
+    def list(self) -> list[Profile]:
+        return [self.get(n) for n in self.names()]
+
+    def exists(self, name: str) -> bool:
+        return name == BASE_PROFILE or (self.root / name / "profile.toml").exists()
+
+    def get(self, name: str) -> Profile:
+        if name == BASE_PROFILE:
+            return Profile(name=BASE_PROFILE, stage="base", description="the base model, no adapter")
+        validate_name(name)
+        path = self.root / name
+        manifest = path / "profile.toml"
+        if not manifest.exists():
+            known = ", ".join(self.names())
+            raise UserError(f"unknown profile '{name}'; installed profiles: {known}")
+        try:
+            return Profile.from_toml(manifest.read_text(encoding="utf-8"), path=path)
+        except (tomllib.TOMLDecodeError, TypeError) as exc:
+            raise UserError(f"corrupt manifest {manifest}: {exc}; remove it with `medchat profiles remove {name} --force`") from None
+
+    def adapter_dir(self, name: str) -> Path:
+        return self.root / validate_name(name) / "adapter"
+
+    def chain_dirs(self, profile: Profile) -> list[tuple[str, Path]]:
+        """(name, adapter dir) for each adapter in the profile's chain, parents first."""
+        out = []
+        for link in profile.chain:
+            if not self.exists(link):
+                raise UserError(f"profile '{profile.name}' stacks on '{link}', which was removed; "
+                                f"reinstall '{link}' or remove '{profile.name}'")
+            out.append((link, self.adapter_dir(link)))
+        return out
+
+    def children(self, name: str) -> list[str]:
+        return [p.name for p in self.list() if not p.is_base and p.name != name and name in p.chain]
+
+    # --- writing -------------------------------------------------------------------------
+    def install(self, profile: Profile, adapter_src: Path | None, overwrite: bool = False) -> Profile:
+        """Atomically install: copy the adapter and write the manifest in a staging dir, then rename."""
+        validate_name(profile.name)
+        if profile.name == BASE_PROFILE:
+            raise UserError("'base' is the built-in profile; choose another name")
+        final = self.root / profile.name
+        if final.exists() and not overwrite:
+            raise UserError(f"profile '{profile.name}' already exists; choose another --name or remove it first")
+        if not profile.chain or profile.chain[-1] != profile.name:
+            profile.chain = [*profile.chain, profile.name]
+        profile.created = profile.created or now_iso()
+        if adapter_src is not None:
+            check_adapter_dir(adapter_src, allow_pickle=profile.allow_pickle)
+        with paths.staging_dir(final) as tmp:
+            if adapter_src is not None:
+                shutil.copytree(adapter_src, tmp / "adapter",
+                                ignore=shutil.ignore_patterns("README.md", "*.pt", "optimizer*", "rng_state*"))
+            (tmp / "profile.toml").write_text(profile.to_toml(), encoding="utf-8")
+        profile.path = final
+        return profile
+
+    def update(self, profile: Profile) -> None:
+        paths.atomic_write_text(self.root / profile.name / "profile.toml", profile.to_toml())
+
+    def remove(self, name: str, force: bool = False) -> None:
+        prof = self.get(name)
+        if prof.is_base:
+            raise UserError("the built-in 'base' profile cannot be removed")
+        kids = self.children(name)
+        if kids and not force:
+            raise UserError(f"'{name}' is stacked on by {', '.join(kids)}; remove those first or pass --force")
+        trash = self.root / f".staging-removed-{name}"
+        (self.root / name).rename(trash)  # atomic: the profile vanishes from listings at once
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def rename(self, old: str, new: str) -> Profile:
+        prof = self.get(old)
+        validate_name(new)
+        if prof.is_base or new == BASE_PROFILE:
+            raise UserError("the built-in 'base' profile cannot be renamed")
+        if self.exists(new):
+            raise UserError(f"profile '{new}' already exists")
+        (self.root / old).rename(self.root / new)
+        for p in [self.get(new), *[self.get(k) for k in self.children(old)]]:
+            p.chain = [new if c == old else c for c in p.chain]
+            if p.name == old:
+                p.name = new
+            self.update(p)
+        return self.get(new)
