@@ -1,0 +1,53 @@
+"""Options shared by every command that loads a model, and building an engine from them."""
+
+from __future__ import annotations
+
+import argparse
+
+from medchat.models import DEFAULT_BASE, LoadOptions
+
+
+def add_model_options(p: argparse.ArgumentParser, profile: bool = True) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--base", default=None, help=f"base model: {DEFAULT_BASE} (default), a local HF dir, or a hub id")
+    if profile:
+        g.add_argument("--profile", "-p", default=None, help="profile to activate (default: base)")
+    g.add_argument("--device", default=None, help="cuda | mps | cpu (default: best available)")
+    g.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: per device)")
+    g.add_argument("--load-in-4bit", action="store_true", help="CUDA only: 4-bit NF4 base (bitsandbytes)")
+    g.add_argument("--load-in-8bit", action="store_true", help="CUDA only: 8-bit base (bitsandbytes)")
+    g.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
+    g.add_argument("--no-fast", action="store_true", help="use plain transformers+peft instead of the fast path")
+
+
+def load_options(args) -> LoadOptions:
+    return LoadOptions(device=args.device, dtype=args.dtype, load_in_4bit=args.load_in_4bit,
+                       load_in_8bit=args.load_in_8bit, trust_remote_code=args.trust_remote_code)
+
+
+def base_for(args, store) -> str | None:
+    """--base wins; otherwise a --profile names its own base, so `ask -p covid-sft` just works."""
+    if args.base:
+        return args.base
+    name = getattr(args, "profile", None)
+    if name and name != "base":
+        prof = store.get(name)
+        return prof.base or None
+    return None
+
+
+def make_engine(args):
+    import torch
+
+    from medchat.engine import ChatEngine
+    from medchat.profiles import ProfileStore
+
+    store = ProfileStore()
+    name = getattr(args, "profile", None)
+    if name:
+        store.get(name)  # fail fast with the clear unknown-profile line, before loading a model
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    engine = ChatEngine(base_for(args, store), load_options(args), store=store, fast=not args.no_fast)
+    if name:
+        engine.use(name)
+    return engine

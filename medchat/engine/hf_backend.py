@@ -1,0 +1,68 @@
+"""The general decode path: any transformers causal LM (incl. 4/8-bit bitsandbytes) + peft adapters.
+
+Used when the fast path does not apply (other architectures, quantized loads, LoRA features the
+fast path lacks). Same protocol as FastLlama, with transformers' DynamicCache for prefix reuse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+class HFBackend:
+    kind = "transformers"
+
+    def __init__(self, model):
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.peft = None  # PeftModel once the first adapter is loaded
+        self.active: list[str] = []
+        self.reset()
+
+    def load_adapter(self, name: str, adapter_dir: Path, allow_pickle: bool = False) -> None:
+        from peft import PeftModel
+
+        if self.peft is None:
+            self.peft = PeftModel.from_pretrained(self.model, str(adapter_dir), adapter_name=name,
+                                                  use_safetensors=not allow_pickle)
+            self.peft.eval()
+        elif name not in self.peft.peft_config:
+            self.peft.load_adapter(str(adapter_dir), adapter_name=name, use_safetensors=not allow_pickle)
+
+    def set_chain(self, chain: list[tuple[str, Path]], allow_pickle: bool = False) -> None:
+        for name, path in chain:
+            self.load_adapter(name, path, allow_pickle)
+        names = [n for n, _ in chain]
+        if names == self.active:
+            return
+        if self.peft is not None:
+            if names:
+                self.peft.base_model.enable_adapter_layers()
+                # peft activates several adapters at once for LoRA: their deltas add up, as in a merge
+                self.peft.base_model.set_adapter(names)
+            else:
+                self.peft.base_model.disable_adapter_layers()
+        self.active = names
+        self.reset()
+
+    def reset(self) -> None:
+        from transformers import DynamicCache
+
+        self.cached_ids: list[int] = []
+        self._cache = DynamicCache()
+
+    def truncate(self, n: int) -> None:
+        if n < len(self.cached_ids):
+            self._cache.crop(n)
+            del self.cached_ids[n:]
+
+    @torch.inference_mode()
+    def forward(self, ids: list[int]) -> torch.Tensor:
+        model = self.peft if self.peft is not None else self.model
+        inp = torch.tensor([ids], device=self.device)
+        out = model(input_ids=inp, past_key_values=self._cache, use_cache=True, logits_to_keep=1)
+        self._cache = out.past_key_values
+        self.cached_ids.extend(ids)
+        return out.logits[0, -1].float()
