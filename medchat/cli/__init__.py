@@ -15,12 +15,12 @@ from medchat.errors import UserError
 
 def build_parser() -> argparse.ArgumentParser:
     from medchat import __version__
-    from medchat.cli import ask, bench_cmd, chat, profiles_cmd
+    from medchat.cli import ask, bench_cmd, profiles_cmd
 
     parser = argparse.ArgumentParser(prog="medchat", description="Private, offline doctor-style chat that fine-tunes its own models.")
     parser.add_argument("--version", action="version", version=f"medchat {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (chat, ask, profiles_cmd, bench_cmd, *_room_modules()):
+    for module in (ask, profiles_cmd, bench_cmd, *_room_modules()):
         module.register(sub)
     return parser
 
@@ -30,7 +30,7 @@ def _room_modules():
     import importlib
 
     mods = []
-    for name in ("medchat.cli.history_cmd", "kb.cli", "trainer.cli", "medchat.cli.eval_cmd"):
+    for name in ("medchat.cli.chat", "medchat.cli.history_cmd", "kb.cli", "trainer.cli", "medchat.cli.eval_cmd"):
         try:
             mods.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:

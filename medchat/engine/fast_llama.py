@@ -10,6 +10,7 @@ Norms and rotary embeddings are the model's own modules, so numerics match trans
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -29,7 +30,35 @@ def supports(model) -> bool:
             and getattr(cfg, "hidden_act", "silu") == "silu")
 
 
+class Int8Linear(nn.Module):
+    """Weight-only int8 (per-output-channel scales), float activations.
+
+    Unlike dynamic quantization, activations stay float, so a prefill of many tokens gives the
+    same numbers as one token at a time and outlier activations are not crushed.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        w = weight.float()
+        scales = (w.abs().amax(1) / 127.0).clamp(min=1e-8)
+        self.register_buffer("qweight", torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8).contiguous())
+        self.register_buffer("scales", scales.contiguous())
+        self.bias = None if bias is None else bias.float()
+        self.out_features = w.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.ops.aten._weight_int8pack_mm(x.reshape(-1, x.shape[-1]), self.qweight, self.scales)
+        y = y.view(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+
+# weight-only by default (accuracy); MEDCHAT_QUANT=dynamic selects fbgemm dynamic int8 (activations too)
+QUANT_MODE = os.environ.get("MEDCHAT_QUANT", "weight")
+
+
 def _quantize(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    if QUANT_MODE == "weight":
+        return Int8Linear(weight, bias)
     lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     lin.weight.data = weight.float().contiguous()
     if bias is not None:

@@ -1,0 +1,94 @@
+"""`medchat chat` (also bare `medchat`): the Textual TUI, or the plain REPL with --plain or when
+stdin/stdout is not a terminal. The TUI is imported only here, when a chat opens."""
+
+from __future__ import annotations
+
+import sys
+
+from medchat.cli.common import add_model_options, make_engine
+
+
+def register(sub) -> None:
+    p = sub.add_parser("chat", help="chat in the terminal (the default command)")
+    add_model_options(p)
+    p.add_argument("--continue", dest="resume", action="store_true", help="resume the last conversation")
+    p.add_argument("--plain", action="store_true", help="plain line-based REPL instead of the full-screen TUI")
+    kb = p.add_mutually_exclusive_group()
+    kb.add_argument("--kb", default="default", help="knowledge base to cite (default: the built-in one)")
+    kb.add_argument("--no-kb", action="store_true", help="answer without the knowledge base")
+    p.set_defaults(func=run)
+
+
+def use_plain(args, stdin=None, stdout=None) -> bool:
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    return bool(args.plain) or not (stdin.isatty() and stdout.isatty())
+
+
+def check_args(args) -> None:
+    """Fail fast, before any model loads or the screen switches, on names that do not exist."""
+    from medchat.profiles import ProfileStore
+
+    if args.profile:
+        ProfileStore().get(args.profile)
+    if not args.no_kb and args.kb not in (None, "default"):
+        import kb as kbmod
+
+        from medchat.errors import UserError
+
+        if args.kb not in {k["name"] for k in kbmod.list_kbs()}:
+            raise UserError(f"unknown knowledge base '{args.kb}'; see `medchat kb list` or build one with `medchat kb build`")
+
+
+def build_session(args, history):
+    """Load the model and wrap it in a session (slow: the TUI calls this in a worker thread)."""
+    from medchat.session import ChatSession
+
+    engine = make_engine(args)
+    session = ChatSession(engine, history=history, kb=None if args.no_kb else args.kb)
+    if args.resume:
+        last = history.last_conversation()
+        if last is not None:
+            session.load(last["id"])
+    return session
+
+
+def loading_label(args) -> str:
+    from medchat.models import DEFAULT_BASE
+
+    base = args.base or DEFAULT_BASE
+    if args.profile and not args.base:
+        from medchat.cli.common import base_for
+        from medchat.profiles import ProfileStore
+
+        base = base_for(args, ProfileStore()) or DEFAULT_BASE
+    name = str(base).rstrip("/").rsplit("/", 1)[-1]
+    return f"loading {name}…"
+
+
+def run(args) -> int:
+    from medchat.history.store import HistoryStore
+
+    check_args(args)
+    history = HistoryStore()
+    resumed = ""
+    if args.resume:
+        last = history.last_conversation()
+        resumed = f"continuing conversation {last['id']}" if last else "no earlier conversation; starting a new one"
+    if use_plain(args):
+        from medchat.repl import run_repl
+
+        tty = sys.stdin.isatty()
+        if tty:
+            print(loading_label(args), file=sys.stderr, flush=True)
+        session = build_session(args, history)
+        if resumed and tty:
+            print(resumed, file=sys.stderr)
+        return run_repl(session, tty=tty)
+    from medchat.tui.app import MedchatApp
+
+    app = MedchatApp(loader=lambda: build_session(args, history), loading_label=loading_label(args), notice=resumed)
+    app.run()
+    if app.load_error:
+        print(f"medchat: {app.load_error}", file=sys.stderr)
+        return 1
+    return 0
