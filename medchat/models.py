@@ -107,7 +107,10 @@ def resolve_base(base: str | None) -> Path:
         if not _is_hf_dir(path):
             raise UserError(f"'{base}' is not a Hugging Face model directory (no config.json inside)")
         return path.resolve()
-    if "/" in base and not base.startswith((".", "/")):
+    if base.startswith((".", "/", "~")) or os.path.isabs(base):  # a path, not a hub id: say it is missing
+        raise UserError(f"model directory '{base}' does not exist; pass an existing Hugging Face model "
+                        f"directory, '{DEFAULT_BASE}', or a hub id like org/name")
+    if "/" in base:
         return _from_hub(base)
     raise UserError(
         f"unknown base model '{base}'; use '{DEFAULT_BASE}', a local model directory, or a hub id like org/name"

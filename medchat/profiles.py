@@ -65,7 +65,7 @@ class Profile:
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name in (".", ".."):
         raise UserError(
             f"invalid profile name '{name}': use 1-64 lowercase letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (e.g. covid-sft)"

@@ -39,12 +39,30 @@ def check_args(args) -> None:
             raise UserError(f"unknown knowledge base '{args.kb}'; see `medchat kb list` or build one with `medchat kb build`")
 
 
-def build_session(args, history):
-    """Load the model and wrap it in a session (slow: the TUI calls this in a worker thread)."""
+def build_session(args, history, progress=None, notes: list | None = None):
+    """Load the model (and open the knowledge base) and wrap them in a session.
+
+    Slow, so the TUI calls it in a worker thread; `progress(label)` reports each stage and `notes`
+    collects lines to show once the chat opens.
+    """
     from medchat.session import ChatSession
 
+    progress = progress or (lambda label: None)
+    notes = notes if notes is not None else []
     engine = make_engine(args)
     session = ChatSession(engine, history=history, kb=None if args.no_kb else args.kb)
+    if session.kb_name is not None:
+        # the first use of a KB may build its index (minutes): do it now, under the loading label,
+        # rather than inside the first reply
+        progress(f"preparing knowledge base {session.kb_name}…")
+        try:
+            import kb as kbmod
+
+            kbmod.retrieve("warm-up", kb=session.kb_name, k=1)
+        except Exception as exc:  # chat still works without it
+            notes.append(f"knowledge base '{session.kb_name}' is unavailable ({exc}); answering without it. "
+                         "/kb on tries again")
+            session.kb_name = None
     if args.resume:
         last = history.last_conversation()
         if last is not None:
@@ -70,23 +88,28 @@ def run(args) -> int:
 
     check_args(args)
     history = HistoryStore()
-    resumed = ""
+    notes: list[str] = []
     if args.resume:
         last = history.last_conversation()
-        resumed = f"continuing conversation {last['id']}" if last else "no earlier conversation; starting a new one"
+        notes.append(f"continuing conversation {last['id']}" if last else "no earlier conversation; starting a new one")
     if use_plain(args):
         from medchat.repl import run_repl
 
         tty = sys.stdin.isatty()
-        if tty:
-            print(loading_label(args), file=sys.stderr, flush=True)
-        session = build_session(args, history)
-        if resumed and tty:
-            print(resumed, file=sys.stderr)
+
+        def progress(label):
+            if tty:
+                print(label, file=sys.stderr, flush=True)
+
+        progress(loading_label(args))
+        session = build_session(args, history, progress, notes)
+        for line in notes:
+            print(f"medchat: {line}", file=sys.stderr)
         return run_repl(session, tty=tty)
     from medchat.tui.app import MedchatApp
 
-    app = MedchatApp(loader=lambda: build_session(args, history), loading_label=loading_label(args), notice=resumed)
+    app = MedchatApp(loader=lambda: build_session(args, history, lambda label: app.call_from_thread(app.set_loading, label), notes),
+                     loading_label=loading_label(args), notices=notes)
     app.run()
     if app.load_error:
         print(f"medchat: {app.load_error}", file=sys.stderr)

@@ -57,7 +57,8 @@ def stop_token_ids(tokenizer) -> set[int]:
     for tok in ("<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|end|>", "<|user|>", "<|endoftext|>",
                 "<end_of_turn>", "</s>"):
         tid = tokenizer.convert_tokens_to_ids(tok)
-        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
+        # compare names, not "!= unk id": <|endoftext|> is often the unk token too and must still stop
+        if isinstance(tid, int) and tid >= 0 and tokenizer.convert_ids_to_tokens(tid) == tok:
             ids.add(tid)
     return ids
 
@@ -110,5 +111,5 @@ class TextStream:
 
 
 def _might_start_tag(text: str) -> bool:
-    tail = text[-_HOLD:]
+    tail = ("\n" + text)[-_HOLD:]  # the reply's start is a line start too ("User:" as first words)
     return "\n" in tail or "<" in tail or "#" in tail

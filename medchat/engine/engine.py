@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -69,6 +70,7 @@ class ChatEngine:
         self._stops = stop_token_ids(self.tokenizer)
         self._lock = threading.RLock()
         self.profile: Profile = self.store.get(BASE_PROFILE)
+        self._keys: dict[tuple, str] = {}  # adapter files' identity -> backend cache key
         self.last = GenerationStats()
 
     # --- profiles --------------------------------------------------------------------------
@@ -88,7 +90,7 @@ class ChatEngine:
 
         profile = self.store.get(name)
         self.check_profile(profile)
-        chain = [] if profile.is_base else self.store.chain_dirs(profile)
+        chain = [] if profile.is_base else self._cache_keys(self.store.chain_dirs(profile))
         with self._lock:
             try:
                 self.backend.set_chain(chain, allow_pickle=profile.allow_pickle)
@@ -100,6 +102,17 @@ class ChatEngine:
                                 "it was probably made for another base model") from None
             self.profile = profile
         return profile
+
+    def _cache_keys(self, chain: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+        """Backends cache adapters by key. Keys are opaque ('adapterN'): peft refuses names with '.', and
+        a profile removed and reinstalled under the same name (new files) must not reuse the old weights."""
+        out = []
+        for name, path in chain:
+            files = sorted(path.glob("adapter_model.*"))
+            version = (name, str(path), path.stat().st_ino if path.exists() else 0,
+                       *[(f.stat().st_ino, f.stat().st_mtime_ns, f.stat().st_size) for f in files])
+            out.append((self._keys.setdefault(version, f"adapter{len(self._keys)}"), path))
+        return out
 
     # --- prompts ---------------------------------------------------------------------------
     def template(self) -> str:

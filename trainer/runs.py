@@ -1,0 +1,246 @@
+"""Run directories: config, log, loss plot, atomic checkpoints and a rich progress bar.
+
+Public API (shared by every stage):
+
+    run = Run.create(cfg)                  # runs_dir()/<name>-<YYYYmmdd-HHMMSS>/, writes config.yaml
+    run = Run.open(path) / Run.latest_for(name) / Run.for_resume(cfg)  # cfg.training.resume
+    run.config() -> TrainConfig            # the saved, resolved config
+    run.log({"step": 5, "loss": 1.2, "lr": 1e-4, "tokens_per_s": 900.0, "eval_loss": ...})
+    run.records() / run.truncate_log(step) # trainer_log.jsonl (one JSON per logging step)
+    run.plot() -> Path                     # loss.png (train + eval loss), matplotlib Agg
+    run.save_checkpoint(step, write)       # write(tmp_dir) fills a temp dir, then it is renamed in
+    run.latest_checkpoint() -> Path|None   # checkpoints/step-00000123 (complete ones only)
+    run.set_status("running"|"interrupted"|"finished"|"installed"|"failed", **extra)  # status.json
+    with TrainProgress(total_steps) as bar: bar.update(step, loss=, lr=, tokens_per_s=, eval_loss=)
+
+Layout: config.yaml, status.json, trainer_log.jsonl, loss.png, checkpoints/step-N/, best/ (adapter
+with the lowest eval loss), final/ (last adapter), summary.json.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from medchat import paths
+from medchat.errors import UserError
+
+LOG = "trainer_log.jsonl"
+KEEP_CHECKPOINTS = 2
+
+
+class Run:
+    def __init__(self, path: Path):
+        self.dir = Path(path)
+
+    # --- finding / creating ------------------------------------------------------------------
+    @classmethod
+    def create(cls, cfg) -> "Run":
+        if cfg.output_dir:
+            path = Path(cfg.output_dir).expanduser()
+        else:
+            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            path = paths.runs_dir() / f"{cfg.name or cfg.stage}-{stamp}"
+            n = 1
+            while path.exists():  # two runs in the same second
+                n += 1
+                path = paths.runs_dir() / f"{cfg.name or cfg.stage}-{stamp}-{n}"
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        paths.atomic_write_text(path / "config.yaml", cfg.to_yaml())
+        run.set_status("created")
+        return run
+
+    @classmethod
+    def open(cls, path) -> "Run":
+        path = Path(path).expanduser()
+        if not (path / "config.yaml").exists():
+            raise UserError(f"'{path}' is not a training run directory (no config.yaml)")
+        return cls(path)
+
+    @classmethod
+    def latest_for(cls, name: str) -> "Run | None":
+        found = [p for p in paths.runs_dir().glob(f"{name}-*") if (p / "config.yaml").exists()]
+        found = [p for p in found if cls(p).config().name == name]
+        return cls(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+
+    @classmethod
+    def for_resume(cls, cfg) -> "Run | None":
+        """The run to continue for cfg.training.resume ('' = none, 'latest' = newest run of cfg.name)."""
+        spec = cfg.training.resume
+        if not spec:
+            return None
+        if spec in ("latest", "true", "1", "yes"):
+            run = cls.latest_for(cfg.name) if cfg.name else None
+            if run is None:
+                raise UserError(f"--resume: no earlier run of '{cfg.name}' under {paths.runs_dir()}; "
+                                "start without --resume")
+            return run
+        return cls.open(spec)
+
+    def config(self):
+        from trainer.config import load_config
+
+        return load_config(self.dir / "config.yaml")
+
+    def save_config(self, cfg) -> None:
+        paths.atomic_write_text(self.dir / "config.yaml", cfg.to_yaml())
+
+    # --- status / summary --------------------------------------------------------------------
+    def status(self) -> dict:
+        try:
+            return json.loads((self.dir / "status.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def set_status(self, state: str, **extra) -> None:
+        data = {**self.status(), **extra, "state": state,
+                "updated": _dt.datetime.now().isoformat(timespec="seconds")}
+        paths.atomic_write_text(self.dir / "status.json", json.dumps(data, indent=1))
+
+    def write_summary(self, summary: dict) -> None:
+        paths.atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=1, default=str))
+
+    # --- log -------------------------------------------------------------------------------------
+    @property
+    def log_path(self) -> Path:
+        return self.dir / LOG
+
+    def log(self, record: dict) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, default=float) + "\n")
+            fh.flush()
+
+    def records(self) -> list[dict]:
+        if not self.log_path.exists():
+            return []
+        out = []
+        for line in self.log_path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+        return out
+
+    def truncate_log(self, step: int) -> None:
+        """Drop records after `step` (used on resume, so the log reads as one uninterrupted run)."""
+        kept = [r for r in self.records() if r.get("step", 0) <= step]
+        paths.atomic_write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def plot(self) -> Path | None:
+        records = self.records()
+        train = [(r["step"], r["loss"]) for r in records if r.get("loss") is not None]
+        evals = [(r["step"], r["eval_loss"]) for r in records if r.get("eval_loss") is not None]
+        if not train and not evals:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+        if train:
+            ax.plot(*zip(*train), label="train loss")
+        if evals:
+            ax.plot(*zip(*evals), "o-", label="eval loss")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(self.dir.name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        out = self.dir / "loss.png"
+        tmp = self.dir / ".loss.tmp.png"
+        fig.savefig(tmp)
+        plt.close(fig)
+        os.replace(tmp, out)
+        return out
+
+    # --- checkpoints -------------------------------------------------------------------------------
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    def save_checkpoint(self, step: int, write: Callable[[Path], None], keep: int = KEEP_CHECKPOINTS) -> Path:
+        """Fill a temp dir with `write(tmp)`, then rename it to step-N: a kill leaves the last one whole."""
+        root = self.checkpoints_dir
+        root.mkdir(parents=True, exist_ok=True)
+        final = root / f"step-{step:08d}"
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-step-{step:08d}-"))
+        try:
+            write(tmp)
+            (tmp / "COMPLETE").write_text(str(step))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for old in self.checkpoints()[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def checkpoints(self) -> list[Path]:
+        root = self.checkpoints_dir
+        if not root.exists():
+            return []
+        for junk in root.glob(".tmp-step-*"):  # leftovers of a kill mid-save
+            shutil.rmtree(junk, ignore_errors=True)
+        return sorted(p for p in root.glob("step-*") if (p / "COMPLETE").exists())
+
+    def latest_checkpoint(self) -> Path | None:
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def replace_dir(self, name: str, write: Callable[[Path], None]) -> Path:
+        """Atomically (re)write a sub dir such as best/ or final/."""
+        with paths.staging_dir(self.dir / name) as tmp:
+            write(tmp)
+        return self.dir / name
+
+
+class TrainProgress:
+    """A rich progress bar with loss, learning rate, tokens/s and ETA (stderr; quiet=True hides it)."""
+
+    def __init__(self, total: int, description: str = "training", quiet: bool = False, start: int = 0):
+        self.total, self.description, self.quiet, self.start = total, description, quiet, start
+        self._progress = None
+
+    def __enter__(self):
+        if self.quiet:
+            return self
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("lr {task.fields[lr]}"),
+            TextColumn("{task.fields[tps]} tok/s"), TextColumn("{task.fields[eval]}"),
+            TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+        self._progress.__enter__()
+        self._task = self._progress.add_task(self.description, total=self.total, completed=self.start,
+                                             loss="-", lr="-", tps="-", eval="")
+        return self
+
+    def update(self, step: int, loss=None, lr=None, tokens_per_s=None, eval_loss=None) -> None:
+        if self._progress is None:
+            return
+        fields = {}
+        if loss is not None:
+            fields["loss"] = f"{loss:.4f}"
+        if lr is not None:
+            fields["lr"] = f"{lr:.2e}"
+        if tokens_per_s is not None:
+            fields["tps"] = f"{tokens_per_s:,.0f}"
+        if eval_loss is not None:
+            fields["eval"] = f"eval {eval_loss:.4f}"
+        self._progress.update(self._task, completed=step, **fields)
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+        return False

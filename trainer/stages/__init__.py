@@ -1,0 +1,27 @@
+"""Stage dispatcher: `run_stage(cfg, **kwargs) -> Profile` imports trainer.stages.<cfg.stage> lazily.
+
+Every stage module exposes `run(cfg: TrainConfig, **kwargs) -> Profile | None` (None on non-main
+DDP ranks). pt and sft live here (trainer.stages.causal); rm, ppo and dpo are their own modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from medchat.errors import UserError
+
+STAGE_MODULES = {"pt": "trainer.stages.pt", "sft": "trainer.stages.sft", "rm": "trainer.stages.rm",
+                 "ppo": "trainer.stages.ppo", "dpo": "trainer.stages.dpo"}
+
+
+def run_stage(cfg, **kwargs):
+    name = STAGE_MODULES.get(cfg.stage)
+    if name is None:
+        raise UserError(f"unknown --stage '{cfg.stage}'; use one of {', '.join(STAGE_MODULES)}")
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise UserError(f"--stage {cfg.stage} is not available in this build") from None
+    return module.run(cfg, **kwargs)

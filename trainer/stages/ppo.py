@@ -1,0 +1,182 @@
+"""PPO (stage ppo): RLHF of a new LoRA on top of --from, scored by a --reward profile.
+
+    profile = run(cfg)                      # cfg.reward.reward names a profile of kind "reward"
+    profile = run(cfg, reward_fn=f)         # or any f(conversations) -> scores (tests, custom rewards)
+
+Policy: base + merged --from chain + a new LoRA (trainer.ppo.merged); the reference is the same model
+with the new adapter disabled, i.e. exactly the --from profile. Prompts come from --dataset (SFT
+data: the prompt of each conversation; pairwise data: the pairs' prompts). Every step logs reward
+mean/std, KL, entropy, value/policy loss, clip fraction and reply length to trainer_log.jsonl and
+redraws loss.png and reward.png. Checkpoints (adapter, value head, optimizer, KL coefficient,
+prompt order) go to checkpoints/step-N every --save-steps; --resume continues from the latest.
+The value head is saved as run_dir/value_head.safetensors; the profile holds only the policy adapter.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from medchat.errors import UserError
+from medchat.profiles import Profile, ProfileStore
+from trainer.data import dataset_dir_of, load_datasets
+from trainer.data.pairwise import pair_prompts
+from trainer.install import install_adapter, preflight
+from trainer.modeling import load_adapter_weights, save_adapter
+from trainer.runs import Run, TrainProgress
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def plot_rewards(run: Run):
+    """reward.png: reward mean (+/- std) and KL per step."""
+    records = [r for r in run.records() if "reward_mean" in r]
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in records]
+    mean = [r["reward_mean"] for r in records]
+    std = [r.get("reward_std", 0.0) for r in records]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), dpi=100, sharex=True)
+    ax1.plot(steps, mean, label="reward mean")
+    ax1.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
+    ax1.set_ylabel("reward")
+    ax1.grid(alpha=0.3)
+    ax1.legend()
+    ax2.plot(steps, [r.get("kl", 0.0) for r in records], color="tab:red", label="KL to --from")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("KL (nats / reply)")
+    ax2.grid(alpha=0.3)
+    ax2.legend()
+    fig.suptitle(run.dir.name)
+    out, tmp = run.dir / "reward.png", run.dir / ".reward.tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    import os
+
+    os.replace(tmp, out)
+    return out
+
+
+def load_prompts(cfg) -> tuple[list[list[dict]], list[dict]]:
+    d = cfg.data
+    if not d.datasets:
+        raise UserError("--stage ppo needs prompts: pass --dataset (SFT or pairwise data, e.g. covid_sft)")
+    examples, infos, skipped = load_datasets(d.datasets, dataset_dir_of(cfg), "ppo", d.skip_bad, d.max_samples)
+    if skipped:
+        _say(f"skipped {len(skipped)} bad rows (--skip-bad); first: {skipped[0]}")
+    return pair_prompts(examples), infos
+
+
+def _window_mean(history: list[dict], key: str, first: bool) -> float:
+    k = max(1, len(history) // 4)
+    part = history[:k] if first else history[-k:]
+    return sum(h[key] for h in part) / len(part)
+
+
+def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=None, on_step=None, **_) -> Profile:
+    from trainer.ppo.merged import load_merged, template_of
+    from trainer.ppo.trainer import PPOTrainer, check_args
+    from trainer.stages.causal import resolve_resume
+    from trainer.stages.rm import load_reward_model, require_reward_profile
+
+    cfg.stage = "ppo"
+    cfg, run_dir = resolve_resume(cfg)
+    cfg.validate()
+    check_args(cfg.ppo)
+    preflight(cfg, store)
+    store = store or ProfileStore()
+    if reward_fn is None:  # fail on a bad --reward before loading any model
+        require_reward_profile(cfg.reward.reward, store)
+    prompts, infos = load_prompts(cfg)
+    t = cfg.training
+    torch.manual_seed(t.seed)
+    tm = load_merged(cfg, "causal", store=store)
+    template = template_of(cfg, tm)
+    scorer = reward_fn or load_reward_model(cfg.reward.reward, device=tm.device, store=store)
+    trainer = PPOTrainer(tm.model, tm.tokenizer, scorer, cfg.ppo, template=template,
+                         learning_rate=t.learning_rate, max_grad_norm=t.max_grad_norm,
+                         max_prompt_len=cfg.data.cutoff_len, seed=t.seed)
+    run = run_dir or Run.create(cfg)
+    history: list[dict] = []
+    ran = 0.0
+    ckpt = run.latest_checkpoint() if t.resume else None
+    if ckpt is not None:
+        load_adapter_weights(tm, ckpt / "adapter")
+        trainer.value_head.load(ckpt)
+        state = torch.load(ckpt / "trainer.pt", weights_only=True)
+        trainer.load_state_dict(state)
+        ran = float(state.get("runtime_s", 0.0))
+        run.truncate_log(trainer.step_count)
+        history = [r for r in run.records() if "reward_mean" in r]
+        _say(f"resuming {run.dir} from step {trainer.step_count}")
+    total = cfg.ppo.steps
+    reward_name = cfg.reward.reward or getattr(reward_fn, "__name__", "python reward")
+    _say(f"ppo {cfg.model.method}: {len(prompts)} prompts, {total} steps x {cfg.ppo.rollout_batch_size} rollouts, "
+         f"reward {reward_name}; run {run.dir}")
+    run.set_status("running")
+    t0 = time.perf_counter()
+
+    def write(tmp, step):
+        save_adapter(tm, tmp / "adapter")
+        trainer.value_head.save(tmp)
+        torch.save({**trainer.state_dict(), "runtime_s": ran + time.perf_counter() - t0}, tmp / "trainer.pt")
+
+    try:
+        with TrainProgress(total, f"ppo {cfg.name}", quiet, start=trainer.step_count) as bar:
+            def after_step(stats: dict) -> None:
+                step = stats["step"]
+                record = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()}
+                record["lr"] = t.learning_rate
+                run.log(record)
+                history.append(record)
+                bar.update(step, loss=stats["loss"], lr=t.learning_rate)
+                if step % t.logging_steps == 0 or step == total:
+                    run.plot()
+                    plot_rewards(run)
+                if step % t.save_steps == 0 or step == total:
+                    run.save_checkpoint(step, lambda tmp: write(tmp, step))
+                if on_step:
+                    on_step(stats)
+
+            trainer.train(prompts, total, after_step)
+    except KeyboardInterrupt:
+        last = run.latest_checkpoint()
+        run.set_status("interrupted", checkpoint=str(last) if last else None)
+        _say(f"interrupted; continue with: medchat train --stage ppo --resume {run.dir} --name {cfg.name}")
+        raise
+    except BaseException:
+        run.set_status("failed")
+        raise
+    finally:
+        run.plot()
+        plot_rewards(run)
+    run.replace_dir("final", lambda d: save_adapter(tm, d))
+    trainer.value_head.save(run.dir)
+    metrics = {"steps": trainer.step_count, "runtime_s": round(ran + time.perf_counter() - t0, 1),
+               "prompts": len(prompts), "reward": reward_name}
+    if history:
+        metrics.update(reward_first=_window_mean(history, "reward_mean", True),
+                       reward_last=_window_mean(history, "reward_mean", False),
+                       kl_last=history[-1]["kl"], kl_coef=history[-1]["kl_coef"],
+                       reply_length_last=history[-1]["reply_length"])
+    metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+    datasets = [{k: v for k, v in i.items() if k in ("name", "sha256", "rows")} for i in infos]
+    if not cfg.description:
+        cfg.description = f"ppo on {', '.join(cfg.data.datasets)} with reward {reward_name}"
+    profile = install_adapter(cfg, tm, run.dir / "final", datasets, metrics, store=store)
+    run.write_summary({"profile": profile.name, "chain": profile.chain, "metrics": metrics, "datasets": infos})
+    run.set_status("installed", profile=profile.name)
+    rw = (f", reward {metrics['reward_first']:.3f} -> {metrics['reward_last']:.3f}, KL {metrics['kl_last']:.3f}"
+          if history else "")
+    print(f"installed profile '{profile.name}' (ppo, chain {' > '.join(profile.chain)}): {trainer.step_count} "
+          f"steps{rw}; run {run.dir}; chat with: medchat chat -p {profile.name}", flush=True)
+    return profile
