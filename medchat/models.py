@@ -197,7 +197,6 @@ def load_base(base: str | None, opts: LoadOptions | None = None):
     model.eval()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    torch.set_grad_enabled(False)
     info = {"name": base or DEFAULT_BASE, "dir": str(model_dir), "device": device,
             "dtype": str(dtype).replace("torch.", ""), "fingerprint": fingerprint(model_dir),
             "quantized": "4bit" if opts.load_in_4bit else "8bit" if opts.load_in_8bit else None}

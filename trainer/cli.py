@@ -56,8 +56,9 @@ def register(subparsers) -> None:
 
 def cmd_train(args) -> int:
     target = list(args.target or [])
-    overrides = overrides_from_args(args)
-    if target and target[0] == "recipe":
+    is_recipe = bool(target) and target[0] == "recipe"
+    overrides = overrides_from_args(args, scoped_ok=is_recipe)
+    if is_recipe:
         if len(target) != 2:
             raise UserError("usage: medchat train recipe NAME_OR_YAML [options]")
         try:

@@ -339,8 +339,12 @@ def add_flags(parser: argparse.ArgumentParser, sections=tuple(SECTIONS)) -> None
                         help="set any option, e.g. --set lora.r=16 --set ppo.kl_coef=0.1")
 
 
-def overrides_from_args(args: argparse.Namespace) -> dict:
-    """{'section.field' | top-level: value} for the flags given on the command line, then --set."""
+def overrides_from_args(args: argparse.Namespace, scoped_ok: bool = False) -> dict:
+    """{'section.field' | top-level: value} for the flags given on the command line, then --set.
+
+    scoped_ok: for multi-stage recipes, keys the table does not know (`rm.max_steps`, `force`) pass
+    through as text; the recipe planner resolves and validates them per stage.
+    """
     out: dict = {}
     for dest, value in vars(args).items():
         if dest.startswith("cfg__"):
@@ -351,6 +355,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
             raise UserError(f"--set expects KEY=VALUE, got '{item}'")
         key, value = (x.strip() for x in item.split("=", 1))
         canon = key_table().get(key.replace("-", "_"))
+        if canon is None and scoped_ok:
+            out[key] = value
+            continue
         if canon is None:
             raise UserError(f"--set {key}: unknown training option")
         out[canon] = coerce(canon, value) if "." in canon else value
