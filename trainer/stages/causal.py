@@ -123,22 +123,9 @@ def train(cfg, quiet: bool = False, on_step=None, store=None) -> Profile | None:
     if acc.is_main_process:
         run.set_status("running", pid=None)
     loop = TrainLoop(cfg, tm, run, train_s, val_s, acc, packing, quiet=quiet, on_step=on_step)
-    try:
+    resume = f"medchat train --stage {cfg.stage} --resume {run.dir} --name {cfg.name}"
+    with run.guard(resume, lambda text: _say(acc, text), main=acc.is_main_process):
         result = loop.fit()
-    except KeyboardInterrupt:
-        if acc.is_main_process:
-            last = run.latest_checkpoint()
-            run.set_status("interrupted", checkpoint=str(last) if last else None)
-            _say(acc, f"interrupted; checkpoint {last.name if last else '(none yet)'} kept. Continue with: "
-                      f"medchat train --resume {run.dir} --name {cfg.name}")
-        raise
-    except BaseException:
-        if acc.is_main_process:
-            run.set_status("failed")
-        raise
-    finally:
-        if acc.is_main_process:
-            run.plot()
     if not acc.is_main_process:
         acc.wait_for_everyone()
         return None

@@ -165,18 +165,8 @@ def run(cfg, quiet: bool = False, store: ProfileStore | None = None, **_) -> Pro
             run.truncate_log(int(ckpts[-1].name.split("-")[1]))
     run.set_status("running")
     t0 = time.perf_counter()
-    try:
-        with torch.enable_grad():
-            result = trainer.train(resume_from_checkpoint=resume)
-    except KeyboardInterrupt:
-        run.set_status("interrupted")
-        _say(f"interrupted; continue with: medchat train --stage dpo --resume {run.dir} --name {cfg.name}")
-        raise
-    except BaseException:
-        run.set_status("failed")
-        raise
-    finally:
-        run.plot()
+    with run.guard(f"medchat train --stage dpo --resume {run.dir} --name {cfg.name}", _say), torch.enable_grad():
+        result = trainer.train(resume_from_checkpoint=resume)
     after = implicit_margins(tm.model, tm.tokenizer, template, probe, cfg.dpo.beta, cfg.data.cutoff_len)
     run.replace_dir("final", lambda d: save_adapter(tm, d))
     metrics = {"train_loss": float(result.training_loss), "steps": int(result.global_step),

@@ -130,7 +130,7 @@ def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=N
         trainer.value_head.save(tmp)
         torch.save({**trainer.state_dict(), "runtime_s": ran + time.perf_counter() - t0}, tmp / "trainer.pt")
 
-    try:
+    with run.guard(f"medchat train --stage ppo --resume {run.dir} --name {cfg.name}", _say):
         with TrainProgress(total, f"ppo {cfg.name}", quiet, start=trainer.step_count) as bar:
             def after_step(stats: dict) -> None:
                 step = stats["step"]
@@ -148,17 +148,7 @@ def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=N
                     on_step(stats)
 
             trainer.train(prompts, total, after_step)
-    except KeyboardInterrupt:
-        last = run.latest_checkpoint()
-        run.set_status("interrupted", checkpoint=str(last) if last else None)
-        _say(f"interrupted; continue with: medchat train --stage ppo --resume {run.dir} --name {cfg.name}")
-        raise
-    except BaseException:
-        run.set_status("failed")
-        raise
-    finally:
-        run.plot()
-        plot_rewards(run)
+    plot_rewards(run)
     run.replace_dir("final", lambda d: save_adapter(tm, d))
     trainer.value_head.save(run.dir)
     metrics = {"steps": trainer.step_count, "runtime_s": round(ran + time.perf_counter() - t0, 1),

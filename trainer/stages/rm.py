@@ -219,7 +219,7 @@ def run(cfg, quiet: bool = False, store: ProfileStore | None = None, on_step=Non
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, "runtime_s": ran + time.perf_counter() - t0}))
 
-    try:
+    with run.guard(f"medchat train --stage rm --resume {run.dir} --name {cfg.name}", _say):
         model.train()
         with torch.enable_grad(), TrainProgress(total, f"rm {cfg.name}", quiet, start=step) as bar:
             while step < total:
@@ -256,16 +256,6 @@ def run(cfg, quiet: bool = False, store: ProfileStore | None = None, on_step=Non
                     run.save_checkpoint(step, lambda tmp: write(tmp, step))
                 if on_step:
                     on_step(step)
-    except KeyboardInterrupt:
-        last_ckpt = run.latest_checkpoint()
-        run.set_status("interrupted", checkpoint=str(last_ckpt) if last_ckpt else None)
-        _say(f"interrupted; continue with: medchat train --resume {run.dir} --name {cfg.name}")
-        raise
-    except BaseException:
-        run.set_status("failed")
-        raise
-    finally:
-        run.plot()
     run.replace_dir("final", lambda d: save_adapter(tm, d))
     final_train = evaluate(model, train, pad_id, device, t.batch_size)
     metrics = {"train_loss": final_train["loss"], "train_accuracy": final_train["accuracy"], "steps": step,
