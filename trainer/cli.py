@@ -77,6 +77,12 @@ def cmd_train(args) -> int:
     cfg = load_config(target[0] if target else None, overrides)
     if not cfg.data.datasets and not cfg.training.resume:
         raise UserError("no dataset given; pass --dataset NAME_OR_PATH (e.g. --dataset covid_sft)")
+    if cfg.training.resume and "stage" not in overrides:
+        from trainer.runs import Run
+
+        run = Run.for_resume(cfg)  # `--resume RUN` alone: the run knows its own stage
+        if run is not None:
+            cfg.stage = run.config().stage
     from trainer.stages import run_stage
 
     run_stage(cfg, quiet=args.quiet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from medchat.errors import UserError
 from medchat.models import DEFAULT_BASE, LoadOptions
 
 
@@ -45,7 +46,10 @@ def make_engine(args):
     store = ProfileStore()
     name = getattr(args, "profile", None)
     if name:
-        store.get(name)  # fail fast with the clear unknown-profile line, before loading a model
+        prof = store.get(name)  # fail fast with the clear unknown-profile line, before loading a model
+        if prof.kind != "chat":
+            raise UserError(f"'{name}' is a {prof.kind} profile: it scores replies and cannot chat; "
+                            f"pass it as --reward {name} instead")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     engine = ChatEngine(base_for(args, store), load_options(args), store=store, fast=not args.no_fast)
     if name:

@@ -15,11 +15,22 @@ from typing import Iterator
 import torch
 
 from medchat.engine.decode import TAIL_GUARD, Sampler, TextStream, stop_token_ids
-from medchat.engine.prompt import template_for, trim_messages
+from medchat.engine.prompt import render_ids, template_for, trim_messages
 from medchat.errors import UserError
 from medchat.models import LoadOptions, base_id, load_base
 from medchat.profiles import BASE_PROFILE, Profile, ProfileStore
 from medchat.settings import GenerationSettings
+
+
+# A short, typical exchange: the int8 path calibrates its activation ranges on it at load time.
+CALIBRATION_CHAT = [
+    {"role": "system", "content": "You are a careful medical assistant. Admit uncertainty."},
+    {"role": "user", "content": "I have had a sore throat and a mild fever for two days. Should I see a doctor?"},
+    {"role": "assistant", "content": "A sore throat with a mild fever is usually caused by a virus and gets "
+                                     "better within a week. Rest, drink fluids, and take paracetamol if needed. "
+                                     "See a doctor if you cannot swallow, have trouble breathing, or the fever "
+                                     "lasts more than three days."},
+]
 
 
 @dataclass
@@ -62,7 +73,8 @@ class ChatEngine:
         if fast and fast_llama.supports(model) and self.info["device"] != "mps":
             if quantize is None:
                 quantize = self.info["device"] == "cpu" and model.dtype == torch.float32
-            self.backend = fast_llama.FastLlama(model, quantize=quantize)
+            calib = render_ids(self.tokenizer, CALIBRATION_CHAT, template_for(self.tokenizer), False)
+            self.backend = fast_llama.FastLlama(model, quantize=quantize, calibration_ids=calib)
         else:
             self.backend = HFBackend(model)
             self._hf_model = model

@@ -64,7 +64,21 @@ def test_greedy_generation_matches_transformers_generate(tiny_model_dir, hf_mode
     assert out[0, len(ids):].tolist() == tokens
 
 
-def test_int8_stays_within_a_small_relative_error_of_float(tiny_model_dir, lora_a):
+# Relative logit error each int8 mode must stay under on the tiny random model. Weight-only int8
+# keeps activations float; dynamic int8 (the default: SmoothQuant-calibrated, down_proj float)
+# also quantizes activations per call, so its bound is wider and measured separately.
+INT8_BOUNDS = {"weight": 0.05, "dynamic": 0.25}
+
+
+@pytest.fixture(params=sorted(INT8_BOUNDS))
+def int8_mode(request, monkeypatch):
+    from medchat.engine import fast_llama
+
+    monkeypatch.setattr(fast_llama, "QUANT_MODE", request.param)
+    return request.param
+
+
+def test_int8_stays_within_a_small_relative_error_of_float(tiny_model_dir, lora_a, int8_mode):
     f = make_engine(tiny_model_dir, "float")
     q = make_engine(tiny_model_dir, "int8")
     assert q.backend.quantized and not f.backend.quantized
@@ -79,14 +93,18 @@ def test_int8_stays_within_a_small_relative_error_of_float(tiny_model_dir, lora_
         steps += [(f.backend.forward([t]), q.backend.forward([t])) for t in (7, 99, 250)]
         for fl, ql in steps:
             rel = ((ql - fl).norm() / fl.norm()).item()
-            assert 0 < rel < 0.05, (profile, rel)  # not identical (it is quantized), but close
+            assert 0 < rel < INT8_BOUNDS[int8_mode], (profile, rel)  # quantized, but close
 
 
-def test_int8_prefill_equals_int8_token_by_token(tiny_model_dir):
+def test_int8_prefill_equals_int8_token_by_token(tiny_model_dir, int8_mode):
     engine = make_engine(tiny_model_dir, "int8")
     ids = prompt(engine)
     whole = engine.backend.forward(ids)
     engine.backend.reset()
     for t in ids:
         last = engine.backend.forward([t])
-    torch.testing.assert_close(last, whole, **TOL)
+    if int8_mode == "weight":  # float activations: batch composition cannot change the numbers
+        torch.testing.assert_close(last, whole, **TOL)
+    else:  # dynamic activation scales depend on the batch: close, not equal
+        rel = ((last - whole).norm() / whole.norm()).item()
+        assert rel < INT8_BOUNDS["dynamic"], rel

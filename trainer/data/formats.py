@@ -193,7 +193,10 @@ def detect(records: list[dict]) -> tuple[str, dict]:
             msg = next((m for m in first[col] if isinstance(m, dict)), {})
             tags = {"role_tag": "role", "content_tag": "content"} if "role" in msg else {}
             ranking = "chosen" in keys and "rejected" in keys
-            return ("sharegpt_ranking" if ranking else "sharegpt"), {"columns": {"messages": col}, "tags": tags}
+            cols = {"messages": col, "system": "system" if "system" in keys else None}
+            if ranking:
+                cols.update(chosen="chosen", rejected="rejected")
+            return ("sharegpt_ranking" if ranking else "sharegpt"), {"columns": cols, "tags": tags}
     if {"chosen", "rejected"} <= keys:
         prompt = next((k for k in ("prompt", "instruction", "question") if k in keys), "prompt")
         return "ranking", {"columns": {"prompt": prompt, "query": "input" if "input" in keys else None,
