@@ -69,15 +69,13 @@ class ChatEngine:
         self.store = store or ProfileStore()
         self.config = model.config
         self.context_limit = min(int(getattr(model.config, "max_position_embeddings", context_limit)), context_limit)
-        self._hf_model = None
         if fast and fast_llama.supports(model) and self.info["device"] != "mps":
             if quantize is None:
                 quantize = self.info["device"] == "cpu" and model.dtype == torch.float32
-            calib = render_ids(self.tokenizer, CALIBRATION_CHAT, template_for(self.tokenizer), False)
+            calib = render_ids(self.tokenizer, CALIBRATION_CHAT, template_for(self.tokenizer), False) if quantize else None
             self.backend = fast_llama.FastLlama(model, quantize=quantize, calibration_ids=calib)
         else:
             self.backend = HFBackend(model)
-            self._hf_model = model
         self.info["backend"] = self.backend.kind + ("-int8" if getattr(self.backend, "quantized", False) else "")
         self._stops = stop_token_ids(self.tokenizer)
         self._lock = threading.RLock()

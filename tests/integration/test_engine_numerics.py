@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from medchat.settings import GenerationSettings
-from test_engine_support import MSGS, Trace, install, load_hf, make_engine, one_torch_thread  # noqa: F401
+from test_engine_support import INT8_BOUNDS, MSGS, Trace, install, load_hf, make_engine, one_torch_thread  # noqa: F401
 
 TOL = {"rtol": 1e-4, "atol": 1e-4}
 
@@ -62,12 +62,6 @@ def test_greedy_generation_matches_transformers_generate(tiny_model_dir, hf_mode
         out = hf_model.generate(torch.tensor([ids]), max_new_tokens=len(tokens), do_sample=False,
                                 eos_token_id=None, pad_token_id=engine.tokenizer.pad_token_id)
     assert out[0, len(ids):].tolist() == tokens
-
-
-# Relative logit error each int8 mode must stay under on the tiny random model. Weight-only int8
-# keeps activations float; dynamic int8 (the default: SmoothQuant-calibrated, down_proj float)
-# also quantizes activations per call, so its bound is wider and measured separately.
-INT8_BOUNDS = {"weight": 0.05, "dynamic": 0.25}
 
 
 @pytest.fixture(params=sorted(INT8_BOUNDS))

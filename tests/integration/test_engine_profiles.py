@@ -9,7 +9,7 @@ import torch
 from fixtures_models import make_lora_adapter
 from medchat.errors import UserError
 from medchat.settings import GenerationSettings
-from test_engine_support import (GREEDY, MSGS, Trace, install, load_hf, make_engine,  # noqa: F401
+from test_engine_support import (INT8_BOUNDS, GREEDY, MSGS, Trace, install, load_hf, make_engine,  # noqa: F401
                                  one_torch_thread, prefill_logits, reference_logits, same_logits)
 
 
@@ -83,7 +83,7 @@ def test_stacked_chain_equals_peft_merged_model(tiny_model_dir, profiles, merged
     assert not torch.allclose(prefill_logits(engine), ref[len(ids) - 1], atol=1e-3)
 
 
-@pytest.mark.parametrize("mode,bound", [("weight", 0.05), ("dynamic", 0.25)])  # see test_engine_numerics
+@pytest.mark.parametrize("mode,bound", sorted(INT8_BOUNDS.items()))
 def test_stacked_chain_on_int8_stays_close_to_the_merged_model(tiny_model_dir, profiles, merged_ab, mode, bound,
                                                                monkeypatch):
     from medchat.engine import fast_llama
