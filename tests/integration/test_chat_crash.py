@@ -48,7 +48,7 @@ class Output:
         while chunk := os.read(self._stream.fileno(), 4096):
             self.text += chunk.decode("utf-8", "replace")
 
-    def wait_for(self, needle: str, timeout: float = 20.0) -> None:
+    def wait_for(self, needle: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while needle not in self.text:
             assert time.monotonic() < deadline, f"child never printed {needle!r}; got {self.text[-300:]!r}"

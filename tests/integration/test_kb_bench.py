@@ -22,5 +22,6 @@ def test_bench_reports_throughput_and_latency(medchat_home):
     result = run(n_chunks=300, n_queries=5, embed_chunks=24)
     assert result["build_chunks"] == 24 and result["build_chunks_per_s"] > 0
     assert result["synthetic_vector_chunks"] == 276 and result["index"] == "flat"
-    assert 0 < result["embed_p50_ms"] <= result["query_p50_ms"] <= result["query_p95_ms"]
+    # Timings are reported, never compared: two measured latencies can swap on a busy machine.
+    assert result["embed_p50_ms"] > 0 and 0 < result["query_p50_ms"] <= result["query_p95_ms"]
     assert os.environ["MEDCHAT_HOME"] == str(medchat_home)  # the bench's temp home was undone

@@ -126,8 +126,10 @@ def fake_triage(text: str):
     return T()
 
 
-async def wait_until(predicate, timeout: float = 5.0, pilot=None, interval: float = 0.02) -> None:
-    """Poll `predicate` (letting the app run) until it is true; fail the test after `timeout`."""
+async def wait_until(predicate, timeout: float = 60.0, pilot=None, interval: float = 0.02) -> None:
+    """Poll `predicate` (letting the app run) until it is true; fail the test after `timeout`.
+
+    The timeout is generous on purpose: it only bounds a hang, and a busy CI machine is slow."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

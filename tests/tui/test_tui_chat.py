@@ -27,7 +27,7 @@ async def send(app, pilot, text: str) -> None:
     await pilot.pause()
 
 
-async def idle(app, pilot, timeout: float = 5.0) -> None:
+async def idle(app, pilot, timeout: float = 60.0) -> None:
     await pilot.pause()
     await wait_until(lambda: not app.busy and not app._queue, timeout, pilot)
     await pilot.pause()
