@@ -86,9 +86,7 @@ class Repl:
     # --- the loop ----------------------------------------------------------------------------
     def run(self) -> int:
         if self.tty:
-            from medchat.safety import DISCLAIMER
-
-            self.write(f"{DISCLAIMER}\nType a question, /help for commands, /quit to leave.")
+            self.write(f"{self.session.disclaimer}\nType a question, /help for commands, /quit to leave.")
         while True:
             try:
                 line = self.read()

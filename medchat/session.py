@@ -73,6 +73,13 @@ class ChatSession:
         merged = {**self.base_settings.to_dict(), **(self.profile.generation or {}), **self._settings_override}
         return GenerationSettings.from_dict(merged)
 
+    @property
+    def disclaimer(self) -> str:
+        """The start-up line, with the emergency number of the triager's region."""
+        from medchat.triage import disclaimer
+
+        return disclaimer("en", getattr(self._triage, "region", None))
+
     def set_system(self, text: str) -> None:
         self._system_override = text.strip() or None
 
@@ -97,11 +104,20 @@ class ChatSession:
 
     # --- pieces of a turn ------------------------------------------------------------------
     def check_triage(self, text: str):
-        if self._triage is None:
-            from medchat.safety import triage as default_triage
+        """The newest message judged with the recent user turns; None when nothing is flagged.
 
-            self._triage = default_triage
-        return self._triage(text)
+        `triage` is a conversation-level triager (medchat.triage.Triager) or a plain function of the text.
+        """
+        if self._triage is None:
+            from medchat.triage import load_triager
+
+            self._triage = load_triager()
+        assess_turn = getattr(self._triage, "assess_turn", None)
+        if assess_turn is None:
+            result = self._triage(text)
+        else:
+            result = assess_turn(text, [m["content"] for m in self.messages if m["role"] == "user"])
+        return result if result is not None and getattr(result, "emergency", True) else None
 
     def retrieve(self, text: str) -> list:
         if self.kb_name is None:
@@ -139,7 +155,7 @@ class ChatSession:
             raise UserError("empty message; type a question")
         triage = self.check_triage(text)
         self.last_triage = triage
-        if triage is not None:
+        if triage is not None and getattr(triage, "show", True):  # guidance already shown is not repeated
             yield TurnEvent("triage", text=triage.guidance, triage=triage)
         self._ensure_conversation()
         user = {"role": "user", "content": text}
@@ -224,12 +240,19 @@ class ChatSession:
         self.messages = []
         self.conversation_id = None
         self.last_sources = []
+        self._forget_shown_guidance()
+
+    def _forget_shown_guidance(self) -> None:
+        reset = getattr(self._triage, "reset", None)
+        if callable(reset):
+            reset()
 
     def load(self, conversation_id: int) -> None:
         if self.history is None:
             raise UserError("history is off in this session")
         rows = self.history.messages(conversation_id)
         self.conversation_id = conversation_id
+        self._forget_shown_guidance()
         self.messages = [{"role": r["role"], "content": r["content"], "id": r["id"]}
                          for r in rows if r["role"] in ("user", "assistant")]
 

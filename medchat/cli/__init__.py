@@ -30,7 +30,8 @@ def _room_modules():
     import importlib
 
     mods = []
-    for name in ("medchat.cli.chat", "medchat.cli.history_cmd", "kb.cli", "trainer.cli", "medchat.cli.eval_cmd"):
+    for name in ("medchat.cli.chat", "medchat.cli.history_cmd", "medchat.cli.triage_cmd", "kb.cli", "trainer.cli",
+                 "medchat.cli.eval_cmd"):
         try:
             mods.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:

@@ -27,16 +27,20 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from medchat.config import AppConfig
     from medchat.errors import UserError
     from medchat.session import ChatSession, citation_footer
+    from medchat.triage import load_triager
 
     question = sys.stdin.read() if args.question == "-" else args.question
     if not question.strip():
         raise UserError("empty question; pass the question text, or '-' to read it from stdin")
+    config = AppConfig.load()
     t0 = time.perf_counter()
     engine = make_engine(args)
     load_s = time.perf_counter() - t0
-    session = ChatSession(engine, history=None, kb=None if args.no_kb else args.kb, system_prompt=args.system)
+    session = ChatSession(engine, history=None, kb=None if args.no_kb else args.kb, system_prompt=args.system,
+                          triage=load_triager(config.region, config.emergency_number or None))
     if args.kb not in (None, "default") and not args.no_kb:
         session.set_kb(args.kb)
     for name in ("max_new_tokens", "temperature", "top_p", "seed"):

@@ -39,18 +39,22 @@ def check_args(args) -> None:
             raise UserError(f"unknown knowledge base '{args.kb}'; see `medchat kb list` or build one with `medchat kb build`")
 
 
-def build_session(args, history, progress=None, notes: list | None = None):
+def build_session(args, history, progress=None, notes: list | None = None, config=None):
     """Load the model (and open the knowledge base) and wrap them in a session.
 
     Slow, so the TUI calls it in a worker thread; `progress(label)` reports each stage and `notes`
     collects lines to show once the chat opens.
     """
+    from medchat.config import AppConfig
     from medchat.session import ChatSession
+    from medchat.triage import load_triager
 
     progress = progress or (lambda label: None)
     notes = notes if notes is not None else []
+    config = config or AppConfig()
     engine = make_engine(args)
-    session = ChatSession(engine, history=history, kb=None if args.no_kb else args.kb)
+    session = ChatSession(engine, history=history, kb=None if args.no_kb else args.kb,
+                          triage=load_triager(config.region, config.emergency_number or None))
     if session.kb_name is not None:
         # the first use of a KB may build its index (minutes): do it now, under the loading label,
         # rather than inside the first reply
@@ -84,9 +88,12 @@ def loading_label(args) -> str:
 
 
 def run(args) -> int:
+    from medchat.config import AppConfig
     from medchat.history.store import HistoryStore
+    from medchat.triage import disclaimer
 
     check_args(args)
+    config = AppConfig.load()
     history = HistoryStore()
     notes: list[str] = []
     if args.resume:
@@ -102,14 +109,15 @@ def run(args) -> int:
                 print(label, file=sys.stderr, flush=True)
 
         progress(loading_label(args))
-        session = build_session(args, history, progress, notes)
+        session = build_session(args, history, progress, notes, config)
         for line in notes:
             print(f"medchat: {line}", file=sys.stderr)
         return run_repl(session, tty=tty)
     from medchat.tui.app import MedchatApp
 
-    app = MedchatApp(loader=lambda: build_session(args, history, lambda label: app.call_from_thread(app.set_loading, label), notes),
-                     loading_label=loading_label(args), notices=notes)
+    app = MedchatApp(loader=lambda: build_session(args, history, lambda label: app.call_from_thread(app.set_loading, label),
+                                                  notes, config),
+                     loading_label=loading_label(args), notices=notes, disclaimer=disclaimer(where=config.triage_region()))
     app.run()
     if app.load_error:
         print(f"medchat: {app.load_error}", file=sys.stderr)

@@ -55,7 +55,9 @@ class MedchatApp(App):
         `notices` are shown when the session is ready (the loader may still add to the list)."""
         super().__init__()
         if disclaimer is None:
-            from medchat.safety import DISCLAIMER as disclaimer
+            from medchat.triage import disclaimer as default_disclaimer
+
+            disclaimer = default_disclaimer()
         self.disclaimer = disclaimer
         self.session = session
         self._loader = loader

@@ -136,7 +136,7 @@ async def test_compare_shows_two_profiles(make_app):
 
 
 async def test_triage_guidance_shown_before_reply(make_app):
-    from medchat.safety import triage
+    from medchat.triage import triage
 
     question = "I have crushing chest pain spreading to my left arm and I am sweating"
     assert triage(question) is not None  # the premise: real triage flags this message
