@@ -1,8 +1,18 @@
-"""`medchat eval`: compare profiles on a held-out dataset (ROUGE, BLEU-4, BERTScore, length, reward)."""
+"""`medchat eval`: compare profiles on a held-out dataset (ROUGE, BLEU-4, BERTScore, length, reward).
+
+Other evaluations are modes of the same command (`medchat eval mcq FILE ...`): each is a module in
+EVAL_MODES with `register(modes)`, adding its own subparser and handler. Without a mode,
+`medchat eval --profiles ... --dataset ...` runs the generation eval below.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
+
+from medchat.errors import UserError
+
+EVAL_MODES = ("medchat.cli.eval_mcq_cmd",)
 
 
 def register(sub) -> None:
@@ -11,9 +21,10 @@ def register(sub) -> None:
     p = sub.add_parser("eval", help="compare profiles on a held-out dataset (ROUGE, BLEU, BERTScore, reward)",
                        description="Generate a reply per sample for each profile and score it against the "
                                    "dataset's last assistant turn. Writes predictions.jsonl, metrics.json, "
-                                   "report.md and PNG charts to --out.")
-    p.add_argument("--profiles", required=True, help="comma list of profiles, e.g. base,covid-sft,covid-ppo")
-    p.add_argument("--dataset", required=True, help="registry name (e.g. covid_sft_test) or a data file/folder")
+                                   "report.md and PNG charts to --out. Modes: `medchat eval mcq FILE` scores "
+                                   "multiple-choice questions (see `medchat eval mcq -h`).")
+    p.add_argument("--profiles", help="comma list of profiles, e.g. base,covid-sft,covid-ppo (required)")
+    p.add_argument("--dataset", help="registry name (e.g. covid_sft_test) or a data file/folder (required)")
     p.add_argument("--dataset-dir", default=None, help="folder holding dataset_info.json (default: shipped samples)")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
     p.add_argument("--skip-bad", action="store_true", help="skip unusable rows instead of stopping")
@@ -38,12 +49,19 @@ def register(sub) -> None:
     b.add_argument("--encoder-layer", type=int, default=None, help="hidden layer to embed with (default: the last)")
     b.add_argument("--idf", action="store_true", help="weight tokens by idf computed from the references")
     p.set_defaults(func=run)
+    modes = p.add_subparsers(dest="eval_mode")
+    for name in EVAL_MODES:
+        importlib.import_module(name).register(modes)
+    modes.metavar = "[" + "|".join(modes.choices) + "]"  # optional: no mode is the generation eval
 
 
 def run(args) -> int:
     from medchat.cli.common import load_options
     from medchat.evaluation.runner import EvalOptions, parse_profiles, run_eval
 
+    if not args.profiles or not args.dataset:  # not argparse-required: `eval MODE ...` does without them
+        raise UserError("eval needs --profiles and --dataset, e.g. `medchat eval --profiles base,covid-sft "
+                        "--dataset covid_sft_test`, or a mode: `medchat eval mcq FILE --profiles base`")
     opts = EvalOptions(
         profiles=parse_profiles(args.profiles), dataset=args.dataset, dataset_dir=args.dataset_dir,
         limit=args.limit, out=args.out, reward=args.reward, base=args.base, load=load_options(args),

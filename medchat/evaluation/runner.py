@@ -85,18 +85,20 @@ def _say(o: EvalOptions, text: str) -> None:
         print(f"eval: {text}", file=sys.stderr, flush=True)
 
 
-def _check_profiles(store, o: EvalOptions):
-    profiles = [store.get(n) for n in o.profiles]  # unknown names fail here, before any model loads
+def check_profiles(store, names: list[str], reward_hint: bool = True):
+    """The named profiles; unknown names and reward profiles fail here, before any model loads."""
+    profiles = [store.get(n) for n in names]
     for p in profiles:
         if p.kind != "chat":
-            raise UserError(f"'{p.name}' is a {p.kind} profile and cannot write replies; "
-                            f"pass it as --reward {p.name} instead")
+            hint = f"; pass it as --reward {p.name} instead" if reward_hint else ""
+            raise UserError(f"'{p.name}' is a {p.kind} profile and cannot write replies{hint}")
     return profiles
 
 
-def _base_of(o: EvalOptions, profiles) -> str | None:
-    if o.base:
-        return o.base
+def base_of(base: str | None, profiles) -> str | None:
+    """--base wins; otherwise the first named profile's own base (None: the default base)."""
+    if base:
+        return base
     named = [p.base for p in profiles if not p.is_base and p.base]
     return named[0] if named else None
 
@@ -127,7 +129,7 @@ def run_eval(o: EvalOptions) -> dict:
         raise UserError(f"--batch-size must be at least 1, got {o.batch_size}")
     settings = settings_of(o)
     store = ProfileStore()
-    profiles = _check_profiles(store, o)
+    profiles = check_profiles(store, o.profiles)
     if o.reward:
         check_reward_profile(store, o.reward)
     final = out_dir(o.out)
@@ -137,7 +139,7 @@ def run_eval(o: EvalOptions) -> dict:
 
     from medchat.engine import ChatEngine
 
-    engine = ChatEngine(_base_of(o, profiles), o.load, store=store, fast=o.sequential and o.fast)
+    engine = ChatEngine(base_of(o.base, profiles), o.load, store=store, fast=o.sequential and o.fast)
     mode = "sequential" if o.sequential or engine.backend.kind != "transformers" else "batched"
     _say(o, f"base {engine.base_name} on {engine.info['device']} ({engine.info['backend']}), {mode} generation")
     replies = _generate(engine, o, samples, settings)

@@ -1,0 +1,77 @@
+"""`medchat eval mcq FILE`: multiple-choice accuracy per profile (MedQA, MedMCQA, PubMedQA, CMB/CMExam)."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(modes) -> None:
+    from medchat.cli.common import add_model_options
+    from medchat.evaluation.mcq import DEFAULT_SCORE, SCORE_MODES
+    from medchat.evaluation.mcq_formats import FORMATS
+
+    p = modes.add_parser("mcq", help="multiple-choice accuracy by option log-likelihood",
+                         description="Score each option of each question by the model's log-likelihood of "
+                                     "the option text after the question (no sampling), pick the best, and "
+                                     "report accuracy with a Wilson 95% interval per profile, beside the "
+                                     "majority-letter and random-guess baselines.")
+    p.add_argument("file", metavar="FILE", help="questions: .json or .jsonl")
+    p.add_argument("--format", default="auto", choices=("auto", *FORMATS),
+                   help="file format (default: auto, from the first row's fields)")
+    p.add_argument("--profiles", required=True, help="comma list of profiles, e.g. base,covid-sft")
+    p.add_argument("--limit", type=int, default=None, help="score the first N questions only")
+    p.add_argument("--score", default=DEFAULT_SCORE, choices=SCORE_MODES,
+                   help=f"option score: mean log-prob per token (length-normalised) or the sum "
+                        f"(default: {DEFAULT_SCORE})")
+    p.add_argument("--batch-size", type=int, default=8, help="questions per forward pass (default 8)")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    add_model_options(p, profile=False)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from medchat.cli.common import load_options
+    from medchat.evaluation.mcq import MCQOptions, run_mcq
+    from medchat.evaluation.runner import parse_profiles
+
+    opts = MCQOptions(file=args.file, profiles=parse_profiles(args.profiles), format=args.format,
+                      limit=args.limit, score=args.score, base=args.base, load=load_options(args),
+                      batch_size=args.batch_size)
+    result = run_mcq(opts)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    from rich.console import Console
+
+    console = Console()
+    console.print(table(result))
+    for line in summary_lines(result):
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    return 0
+
+
+def table(result: dict):
+    from rich.table import Table
+
+    t = Table(title="multiple-choice accuracy")
+    for name, justify in (("profile", "left"), ("accuracy", "right"), ("95% CI (Wilson)", "right"), ("n", "right")):
+        t.add_column(name, justify=justify)
+    for name, m in result["profiles"].items():
+        lo, hi = m["ci95"]
+        t.add_row(name, f"{m['accuracy']:.4f}", f"{lo:.4f} - {hi:.4f}", str(m["n"]))
+    n = next(iter(result["profiles"].values()))["n"] if result["profiles"] else 0
+    for key in ("majority", "random"):
+        t.add_row(f"({key} baseline)", f"{result['baselines'][key]:.4f}", "", str(n), style="dim")
+    return t
+
+
+def summary_lines(result: dict) -> list[str]:
+    base = result.get("base") or {}
+    how = "mean log-prob per option token" if result["score"] == "mean" else "summed log-prob of the option"
+    lines = [f"file: {result['file']} ({result['format']})",
+             f"base: {base.get('name', '-')} (fingerprint {base.get('fingerprint', '-')})",
+             f"score: {how}; majority = most frequent gold letter's share, random = mean 1/options"]
+    if result.get("skipped_multi_answer"):
+        lines.append(f"skipped: {result['skipped_multi_answer']} multi-answer questions (not scored)")
+    lines.extend(result.get("notes", []))
+    return lines
