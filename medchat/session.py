@@ -122,9 +122,12 @@ class ChatSession:
     def retrieve(self, text: str) -> list:
         if self.kb_name is None:
             return []
-        # follow-ups ("and for children?") need the previous question for context
-        recent = [m["content"] for m in self.messages if m["role"] == "user"][-1:]
-        query = " ".join([*recent, text])
+        # follow-ups ("and for children?") need the previous question for context; the newest user
+        # message is already in self.messages when a reply is made, so it is not counted twice
+        users = [m["content"] for m in self.messages if m["role"] == "user"]
+        if users and users[-1] == text:
+            users.pop()
+        query = " ".join([*users[-1:], text])
         if self._retriever is not None:
             return list(self._retriever(query))
         import kb as kbmod

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from medchat.triage.guidance import Region, guidance
-from medchat.triage.rules import match_rules
+from medchat.triage.rules import infant_fever_ruled_out, match_rules
 from medchat.triage.text import detect_language, normalize
 
 RECENT_TURNS = 3  # earlier user messages read together with the newest one
@@ -62,6 +62,8 @@ class Triager:
         pred = self.model.predict(norm) if self.model is not None else None
         score = pred.score if pred else (1.0 if ruled else 0.0)
         model_fires = pred is not None and (score >= self.model.threshold(language) or self._self_harm(pred))
+        if model_fires and pred.category == "infant_fever" and not self._self_harm(pred) and infant_fever_ruled_out(norm):
+            model_fires = False
         if ruled:
             category, source = ruled[0], "rules+model" if model_fires else "rules"
             evidence = (f"rule: {ruled[1]}",)
@@ -81,13 +83,17 @@ class Triager:
         return tuple(f"like: {t}" for t in find(text, category)) if callable(find) else (f"model: {category}",)
 
     def assess_turn(self, text: str, recent: list[str] | tuple = ()) -> Triage:
-        """The newest message in its conversation; updates what has been shown."""
+        """The newest message in its conversation; updates what has been shown.
+
+        Unless a rule fired on the newest message alone, it is also judged together with the recent
+        user turns, and that reading wins when it is an emergency at least as sure: it knows more.
+        """
         alone = self.assess(text)
         result = alone
         earlier = [m for m in recent if m and m.strip()][-RECENT_TURNS:]
-        if not alone.emergency and earlier:
+        if earlier and not alone.source.startswith("rules"):
             joined = self.assess(" ".join([*earlier, text]))
-            if joined.emergency:
+            if joined.emergency and (not alone.emergency or joined.score >= alone.score):
                 result = replace(joined, source="conversation", language=alone.language,
                                  guidance=guidance(joined.category, alone.language, self.region))
         if result.emergency:

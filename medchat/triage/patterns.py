@@ -102,7 +102,7 @@ RULES: dict[str, list[Rule]] = {
         rule(r"\bslurr\w*|\b(speech|words?|talking)\b[^.;,]{0,15}\b(garbled|jumbled|not making sense|gibberish)|\bsudden\w*\b[^.;,]{0,15}"
              r"\b(can'?t|cannot|couldn'?t|unable to) (speak|talk|get (the |his |her |my )?words out)"),
         rule(r"\bsudden\w*\b[^.;,]{0,20}\b(confus\w*|disorient\w*)|\b(confus\w*|disorient\w*)\b[^.;,]{0,15}\bsudden\w*"),
-        rule(r"\bworst headache|\bthunderclap|\bsudden\w*\b[^.;,]{0,12}\b(severe|excruciating|terrible|explosive|blinding|agoni\w*)"
+        rule(r"\bworst headache (of (my|his|her|their) (life|lives)|ever|(i|he|she|they) (have|has|'ve|'s) ever)|\bthunderclap|\bsudden\w*\b[^.;,]{0,12}\b(severe|excruciating|terrible|explosive|blinding|agoni\w*)"
              r"\b[^.;,]{0,6}\bheadache|\bsudden\w*\b[^.;,]{0,20}\b(los[te]\w* (the )?(vision|sight)|can'?t see|double vision)"),
         rule(r"\bhaving (a |another )?stroke|\bjust had a stroke"),
         rule(r"(嘴|嘴巴|嘴角|口角|脸|面部|半边脸|一边脸)(突然)?(有点|有些)?(歪|斜|歪斜|下垂|耷拉|不对称)|口眼歪斜|(半边|一边)脸(发)?麻"),

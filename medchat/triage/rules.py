@@ -118,6 +118,22 @@ def _temperatures(text: str) -> list[float]:
     return temps
 
 
+_INFANT = re.compile(r"\b(babies|baby|infant|newborn|neonat\w*|bub|week|weeks|wk|wks|month|months|mo)\b|宝宝|婴儿|新生儿|宝贝|月大|周大|个月|满月")
+_OLDER = re.compile(r"\b\d{1,2}\s*(-\s*)?(years?|yrs?|y/?o)\b|\d{1,2}\s*岁|[一二两三四五六七八九十]+岁")
+
+
+def infant_fever_ruled_out(text: str) -> bool:
+    """What excludes infant fever: no baby mentioned, a stated age of 3 months or more, or a measured
+    temperature under 38 C. The model does not read numbers this way, so its infant-fever guesses defer to this."""
+    temps = _temperatures(text)
+    if (temps and max(temps) < 37.95) or not _INFANT.search(text):
+        return True
+    ages = [*_AGE_EN.finditer(text), *_AGE_ZH.finditer(text)]
+    if _infant_age(text):
+        return False
+    return bool(ages) or bool(_OLDER.search(text))
+
+
 def _infant_fever(text: str) -> str | None:
     age, temps = _infant_age(text), _temperatures(text)
     if age and temps:  # a measured value decides: 37.9 is not a fever, 38.0 (100.4 F) is
