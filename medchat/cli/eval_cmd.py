@@ -12,7 +12,7 @@ import json
 
 from medchat.errors import UserError
 
-EVAL_MODES = ("medchat.cli.eval_mcq_cmd",)
+EVAL_MODES = ("medchat.cli.eval_mcq_cmd", "medchat.cli.eval_grounded_cmd")
 
 
 def register(sub) -> None:
@@ -22,7 +22,8 @@ def register(sub) -> None:
                        description="Generate a reply per sample for each profile and score it against the "
                                    "dataset's last assistant turn. Writes predictions.jsonl, metrics.json, "
                                    "report.md and PNG charts to --out. Modes: `medchat eval mcq FILE` scores "
-                                   "multiple-choice questions (see `medchat eval mcq -h`).")
+                                   "multiple-choice questions (see `medchat eval mcq -h`); `medchat eval "
+                                   "grounded` scores KB-grounded chat answers (see `medchat eval grounded -h`).")
     p.add_argument("--profiles", help="comma list of profiles, e.g. base,covid-sft,covid-ppo (required)")
     p.add_argument("--dataset", help="registry name (e.g. covid_sft_test) or a data file/folder (required)")
     p.add_argument("--dataset-dir", default=None, help="folder holding dataset_info.json (default: shipped samples)")

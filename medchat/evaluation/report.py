@@ -100,22 +100,26 @@ def _figure(width: float, height: float):
     return fig
 
 
-def scores_chart(metrics: dict, path: Path) -> Path:
-    """Grouped bars: one group per metric, one bar per profile."""
+def scores_chart(metrics: dict, path: Path, keys: list[str] | None = None, labels: dict | None = None,
+                 title: str | None = None, ylabel: str = "score (0-1)") -> Path:
+    """Grouped bars: one group per metric (default CHART_SCORES), one bar per profile; values in [0, 1]."""
     names = list(metrics["profiles"])
-    labels = dict(SCORE_COLUMNS)
-    fig = _figure(max(6.0, 1.4 * len(CHART_SCORES) + 0.4 * len(names)), 4.2)
+    keys = keys or CHART_SCORES
+    labels = labels or dict(SCORE_COLUMNS)
+    fig = _figure(max(6.0, 1.4 * len(keys) + 0.4 * len(names)), 4.2)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(names))
     for i, name in enumerate(names):
-        values = [metrics["profiles"][name].get(k) or 0.0 for k in CHART_SCORES]
-        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(CHART_SCORES))]
+        values = [metrics["profiles"][name].get(k) or 0.0 for k in keys]
+        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(keys))]
         bars = ax.bar(xs, values, width, label=name)
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
-    ax.set_xticks(range(len(CHART_SCORES)), [labels[k] for k in CHART_SCORES])
+    ax.set_xticks(range(len(keys)), [labels[k] for k in keys])
+    if len(keys) > 5:
+        ax.tick_params(axis="x", labelsize=7)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("score (0-1)")
-    ax.set_title(f"Scores per profile: {metrics['dataset'].get('name')}")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or f"Scores per profile: {metrics['dataset'].get('name')}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)

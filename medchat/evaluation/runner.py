@@ -66,9 +66,9 @@ def settings_of(o: EvalOptions) -> GenerationSettings:
     return s
 
 
-def out_dir(out: str | None) -> Path:
+def out_dir(out: str | None, prefix: str = "eval") -> Path:
     if out is None:
-        root = paths.runs_dir() / f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
+        root = paths.runs_dir() / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
         final, n = root, 1
         while final.exists():
             n += 1
