@@ -183,7 +183,7 @@ def run_all(args) -> int:
     from medchat import paths
     from medchat.engine import ChatEngine
 
-    sections = [s for s in args.only.split(",") if s] or ["decode", "ttft", "switch", "start", "kb", "sft"]
+    sections = [s for s in args.only.split(",") if s] or ["decode", "ttft", "switch", "start", "kb", "sft", "triage"]
     results: dict = {"machine": {"threads": torch.get_num_threads(), "torch": torch.__version__}}
     real_models = paths.models_dir()
     with tempfile.TemporaryDirectory(prefix="medchat-bench-") as tmpd:
@@ -211,6 +211,10 @@ def run_all(args) -> int:
                 from kb.bench import run as kb_run
 
                 results["kb"] = kb_run(n_chunks=args.kb_chunks)
+            elif name == "triage":
+                from medchat.triage.bench import run as triage_run
+
+                results["triage"] = triage_run()
             elif name == "sft":
                 from trainer.bench import run as sft_run
 
