@@ -149,7 +149,7 @@ class ChatSession:
                 return []
             import kb as kbmod
 
-            model = kbmod.embedder(self.kb_name)
+            model = kbmod.embedder_for(self.kb_name)
         from kb.key_facts import select
 
         try:
