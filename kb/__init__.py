@@ -14,7 +14,7 @@ import threading
 from kb import store
 from kb.knowledge import DEFAULT_KB, KnowledgeBase, Passage
 
-__all__ = ["KnowledgeBase", "Passage", "list_kbs", "retrieve", "warm_up", "DEFAULT_MIN_SIMILARITY"]
+__all__ = ["KnowledgeBase", "Passage", "embedder_for", "list_kbs", "retrieve", "warm_up", "DEFAULT_MIN_SIMILARITY"]
 
 # Cosine similarity (all-MiniLM-L6-v2, normalised) a passage needs for `retrieve` to hand it to the
 # chat. Measured on the bundled KB (163 documents, 1010 chunks) with the 163 bundled questions: the
@@ -50,6 +50,12 @@ def retrieve(query: str, kb: str = DEFAULT_KB, k: int = 4, min_score: float | No
     threshold = DEFAULT_MIN_SIMILARITY if min_score is None else min_score
     hits = _cached(kb).search(query, k=max(k, 8))
     return [p for p in hits if p.similarity >= threshold][:k]
+
+
+def embedder_for(kb: str = DEFAULT_KB):
+    """The embedder KB `kb` was built with (loaded once per process), e.g. to score sentences of
+    its passages against a question on the same scale as `retrieve`."""
+    return _cached(kb)._embedder()
 
 
 def warm_up(kb: str = DEFAULT_KB) -> None:

@@ -230,6 +230,17 @@ def _sources(session, args, ui):
     return Result("action", sources_text(session.last_sources), action="toggle_sources")
 
 
+@command("facts", "/facts on|off", "show or hide the verbatim KB sentences after each answer",
+         complete=_fixed("on", "off"), instant=True)
+def _facts(session, args, ui):
+    word = args.split()[0].lower() if args else ""
+    if word not in ("", "on", "off"):
+        raise UserError("usage: /facts on|off")
+    if word:
+        session.key_facts = word == "on"
+    return Result("text", f"key facts: {'on' if session.key_facts else 'off'}")
+
+
 def relevance(passage) -> str:
     """KB passages carry a cosine `similarity` (comparable across questions); others only a score."""
     if getattr(passage, "similarity", None):

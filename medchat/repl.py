@@ -12,6 +12,7 @@ import queue
 import sys
 import threading
 
+from kb.key_facts import format_block
 from medchat.commands import REGISTRY, Result, classify
 from medchat.errors import UserError
 from medchat.session import citation_footer
@@ -188,6 +189,9 @@ class Repl:
                 self.write(" [stopped]" if stopped else "")
                 if footer:
                     self.write(f"\n{footer}")
+                facts = format_block(item.key_facts)
+                if facts:
+                    self.write(f"\n{facts}")
                 self.write()
 
     def _roll_back(self, prompt: str | None) -> None:

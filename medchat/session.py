@@ -25,6 +25,7 @@ class TurnEvent:
     sources: list = field(default_factory=list)
     stats: object = None
     message_id: int | None = None
+    key_facts: list = field(default_factory=list)  # kb.key_facts.KeyFact, on "done" only
 
 
 def format_context(passages) -> str:
@@ -45,12 +46,18 @@ def citation_footer(passages) -> str:
 class ChatSession:
     def __init__(self, engine, history=None, kb: str | None = "default",
                  settings: GenerationSettings | None = None, system_prompt: str | None = None,
-                 retriever: Callable | None = None, triage: Callable | None = None):
+                 retriever: Callable | None = None, triage: Callable | None = None,
+                 key_facts: bool = True, embedder=None):
+        """`key_facts`: quote the passages' sentences closest to each question (AppConfig.key_facts).
+        They are scored with `embedder`, by default the KB's own; a custom `retriever` without an
+        `embedder` gives none."""
         self.engine = engine
         self.history = history
         self.kb_name = kb  # None = retrieval off
         self._retriever = retriever
         self._triage = triage
+        self.key_facts = key_facts
+        self._embedder = embedder
         self._system_override = system_prompt
         self._settings_override: dict = {}
         self.base_settings = settings or GenerationSettings()
@@ -58,6 +65,7 @@ class ChatSession:
         self.conversation_id: int | None = None
         self.last_sources: list = []
         self.last_triage = None
+        self.last_key_facts: list = []
 
     # --- state -----------------------------------------------------------------------------
     @property
@@ -134,6 +142,24 @@ class ChatSession:
 
         return kbmod.retrieve(query, kb=self.kb_name)
 
+    def select_key_facts(self, text: str, sources: list) -> list:
+        """The sentences of `sources` closest to the question `text`, verbatim; [] when off."""
+        if not self.key_facts or not sources:
+            return []
+        model = self._embedder
+        if model is None:
+            if self._retriever is not None or self.kb_name is None:
+                return []
+            import kb as kbmod
+
+            model = kbmod.embedder_for(self.kb_name)
+        from kb.key_facts import select
+
+        try:
+            return select(text, sources, model)
+        except Exception:  # noqa: BLE001 - the reply is already saved; the quotes are an extra, never a failed turn
+            return []
+
     def build_messages(self, sources: list) -> list[dict]:
         """System + past turns verbatim + the newest user turn with the KB context attached.
 
@@ -189,7 +215,9 @@ class ChatSession:
                 sources=[_source_dict(p) for p in sources], timings=stats.to_dict(),
                 triage=triage.to_dict() if triage is not None else None)
         self.messages.append(msg)
-        yield TurnEvent("done", text=reply, sources=sources, stats=stats, message_id=msg.get("id"))
+        facts = self.last_key_facts = self.select_key_facts(text, sources)
+        yield TurnEvent("done", text=reply, sources=sources, stats=stats, message_id=msg.get("id"),
+                        key_facts=facts)
 
     # --- commands' helpers ------------------------------------------------------------------
     def undo(self) -> int:
@@ -243,6 +271,7 @@ class ChatSession:
         self.messages = []
         self.conversation_id = None
         self.last_sources = []
+        self.last_key_facts = []
         self._forget_shown_guidance()
 
     def _forget_shown_guidance(self) -> None:

@@ -40,14 +40,15 @@ def run(args) -> int:
     engine = make_engine(args)
     load_s = time.perf_counter() - t0
     session = ChatSession(engine, history=None, kb=None if args.no_kb else args.kb, system_prompt=args.system,
-                          triage=load_triager(config.region, config.emergency_number or None))
+                          triage=load_triager(config.region, config.emergency_number or None),
+                          key_facts=config.key_facts)
     if args.kb not in (None, "default") and not args.no_kb:
         session.set_kb(args.kb)
     for name in ("max_new_tokens", "temperature", "top_p", "seed"):
         value = getattr(args, name)
         if value is not None:
             session.set(name, value)
-    triage, sources, answer, stats = None, [], "", None
+    triage, sources, answer, stats, facts = None, [], "", None, []
     for ev in session.send(question):
         if ev.kind == "triage":
             triage = ev.triage
@@ -58,7 +59,7 @@ def run(args) -> int:
         elif ev.kind == "chunk" and not args.json:
             print(ev.text, end="", flush=True)
         elif ev.kind == "done":
-            answer, stats = ev.text, ev.stats
+            answer, stats, facts = ev.text, ev.stats, ev.key_facts
     if args.json:
         print(json.dumps({
             "answer": answer,
@@ -72,8 +73,14 @@ def run(args) -> int:
             "sources": [{"source": p.source, "title": p.title, "section": p.section,
                          "score": round(float(p.score), 4), "text": p.text} for p in sources],
             "triage": triage.to_dict() if triage is not None else None,
+            "key_facts": [f.to_dict() for f in facts],
         }, ensure_ascii=False))
     else:
+        from kb.key_facts import format_block
+
         footer = citation_footer(sources)
         print(f"\n\n{footer}" if footer else "", flush=True)
+        block = format_block(facts)
+        if block:
+            print(f"\n{block}", flush=True)
     return 0

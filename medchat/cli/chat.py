@@ -54,7 +54,8 @@ def build_session(args, history, progress=None, notes: list | None = None, confi
     config = config or AppConfig()
     engine = make_engine(args)
     session = ChatSession(engine, history=history, kb=None if args.no_kb else args.kb,
-                          triage=load_triager(config.region, config.emergency_number or None))
+                          triage=load_triager(config.region, config.emergency_number or None),
+                          key_facts=config.key_facts)
     if session.kb_name is not None:
         # the first use of a KB may build its index (minutes): do it now, under the loading label,
         # rather than inside the first reply

@@ -29,6 +29,7 @@ from medchat.tui.widgets.compare_view import CompareView
 from medchat.tui.widgets.completion_hint import CompletionHint
 from medchat.tui.widgets.conversation import Conversation
 from medchat.tui.widgets.disclaimer_bar import DisclaimerBar
+from medchat.tui.widgets.key_facts import KeyFacts
 from medchat.tui.widgets.notice import Notice
 from medchat.tui.widgets.sources_panel import SourcesPanel
 from medchat.tui.widgets.status_bar import StatusBar
@@ -234,6 +235,8 @@ class MedchatApp(App):
         self._tps = float(getattr(ev.stats, "tokens_per_s", 0.0) or 0.0)
         self.query_one(SourcesPanel).show_sources(ev.sources)
         self._current = None
+        if ev.key_facts:
+            await self.query_one(Conversation).add(KeyFacts(ev.key_facts))
 
     async def _reply_failed(self, exc: Exception, prompt: str | None) -> None:
         if self._current is not None:

@@ -34,6 +34,14 @@ def test_ask_json_cites_the_kb_only_condition(fixture_kb, tiny_model_dir, capsys
     assert out["sources"][0]["source"] == "velmora-fever.md"
     assert {"text", "source", "title", "section", "score"} <= set(out["sources"][0])
     assert out["triage"] is None
+    facts = out["key_facts"]
+    assert 1 <= len(facts) <= 3
+    texts = {i: p["text"] for i, p in enumerate(out["sources"], 1)}
+    for f in facts:
+        assert set(f) == {"n", "sentence", "source", "title", "section", "score"}
+        assert f["sentence"] in texts[f["n"]], "quoted verbatim from the passage it cites"
+        assert f["source"] == out["sources"][f["n"] - 1]["source"]
+    assert any("kelvaran bark tea" in f["sentence"] for f in facts), "the sentence with the treatment is quoted"
 
 
 def test_ask_text_ends_with_citation_footer(fixture_kb, tiny_model_dir, capsys):
@@ -41,6 +49,16 @@ def test_ask_text_ends_with_citation_footer(fixture_kb, tiny_model_dir, capsys):
                  "--max-new-tokens", "6", "--system", "Be brief."]) == 0
     out = capsys.readouterr().out
     assert "Sources: [1]" in out and "velmora-fever.md" in out
+    assert out.index("Sources: [1]") < out.index("From the knowledge base:")
+
+
+def test_key_facts_setting_off_leaves_them_out(fixture_kb, tiny_model_dir, capsys, medchat_home):
+    medchat_home.mkdir(parents=True, exist_ok=True)
+    (medchat_home / "config.toml").write_text("[chat]\nkey_facts = false\n")
+    assert main(["ask", QUESTION, "--base", str(tiny_model_dir), "--kb", fixture_kb, "--json",
+                 "--max-new-tokens", "4", "--system", "Be brief."]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sources"] and out["key_facts"] == []
 
 
 def test_context_is_marked_as_reference_and_only_on_newest_turn(fixture_kb, tiny_model_dir):

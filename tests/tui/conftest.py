@@ -28,15 +28,15 @@ def history():
 
 @pytest.fixture
 def make_app(store, history):
-    """make_app(delay=..., triage=..., retriever=...) -> (app, session, engine)."""
+    """make_app(delay=..., triage=..., retriever=..., embedder=...) -> (app, session, engine)."""
 
-    def build(delay: float = 0.0, triage=None, retriever=None, with_history: bool = True):
+    def build(delay: float = 0.0, triage=None, retriever=None, with_history: bool = True, embedder=None):
         from medchat.session import ChatSession
         from medchat.tui.app import MedchatApp
 
         engine = FakeEngine(store, delay=delay)
         session = ChatSession(engine, history=history if with_history else None, kb="default" if retriever else None,
-                              retriever=retriever, triage=triage or (lambda text: None))
+                              retriever=retriever, triage=triage or (lambda text: None), embedder=embedder)
         return MedchatApp(session=session, disclaimer="Not a clinician. In an emergency call your local number."), session, engine
 
     return build

@@ -252,6 +252,30 @@ async def test_sources_panel_lists_cited_passages(make_app):
         assert not panel.display
 
 
+async def test_key_facts_widget_quotes_the_passage_after_the_reply(make_app):
+    from kb.testing import HashingEmbedder
+
+    from medchat.tui.widgets.key_facts import KeyFacts
+
+    passage = SimpleNamespace(text="Colds last a week. Rest and fluids help most colds.", source="nhs-colds.md",
+                              title="Common cold", section="Treatment", score=0.81)
+    app, session, engine = make_app(retriever=lambda q: [passage], embedder=HashingEmbedder(dim=512))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(app, pilot, "do rest and fluids help colds?")
+        await idle(app, pilot)
+        facts = app.query_one(KeyFacts)
+        children = list(app.query_one("Conversation").children)
+        assert children.index(facts) == children.index(app.query_one(AssistantMessage)) + 1
+        body = str(facts.render())
+        assert "[1] “Rest and fluids help most colds.”" in body and "nhs-colds.md" in body
+        assert facts.border_title == "From the knowledge base"
+        await send(app, pilot, "/facts off")
+        await idle(app, pilot)
+        await send(app, pilot, "do rest and fluids help colds?")
+        await idle(app, pilot)
+        assert len(app.query(KeyFacts)) == 1 and len(app.query(AssistantMessage)) == 2
+
+
 async def test_continued_conversation_is_shown(make_app, history):
     app, session, engine = make_app()
     cid = history.new_conversation(profile="base")

@@ -1,0 +1,150 @@
+"""Key facts: the few sentences of the retrieved passages closest to the question, quoted verbatim.
+
+No model writes them: each passage is split into sentences (exact substrings of its text), the
+embedder scores every sentence against the question (cosine of unit vectors), and the best 1-3 above
+a floor are kept. A reader therefore always sees the reference text itself, even when the chat model
+misquotes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kb.chunking import _ABBREV
+from kb.embedder import encode_query
+
+# Cosine (all-MiniLM-L6-v2) a sentence, embedded under its title and section, needs to be shown.
+# On the test KB (tests/data/kb/docs, 8 questions) the best sentence scored 0.60-0.84 and off-topic
+# questions ("how do I bake bread?") peaked at 0.09. Not tuned further: the top sentence held the
+# answer for 5 of the 8 questions (for "what is velmora fever treated with?" it came third); a short
+# sentence with little content of its own ("It does not exist in the real world.") can outrank it,
+# since its vector is then mostly its title's.
+MIN_SIMILARITY = 0.35
+MARGIN = 0.15  # keep only sentences within this of the best one, so a weak second fact is not padded in
+LIMIT = 3
+MAX_SENTENCES = 96  # embedding cost stays bounded whatever the passages hold
+
+# Inside a block of prose: . ! ? (with any closing quote/bracket, kept in the sentence) before
+# whitespace and a capital/digit/opening bracket, or after 。！？ (no space needed); the match is the
+# gap between two sentences.
+_BOUNDARY = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])"
+                       r"|(?:(?<=[。！？])|(?<=[。！？][」』”）)]))\s*")
+# A markdown list marker at the start of a line or, since chunking joins list lines with spaces,
+# after whitespace ("- a - b"); numbered markers only at a line start ("age over 65. Then" is prose).
+_ITEM = re.compile(r"[ \t]*(?:[-*+•]|\d+[.)])[ \t]+(?=\S)")
+_BULLET = re.compile(r"(?:^|(?<=\s))[-*+•]\s+(?=\S)")
+_LETTER = re.compile(r"\w")
+
+
+@dataclass
+class KeyFact:
+    n: int  # the passage's number in the prompt and the citation footer ([n])
+    sentence: str  # an exact substring of that passage's text
+    source: str
+    title: str
+    section: str
+    score: float  # cosine of question and sentence
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "sentence": self.sentence, "source": self.source, "title": self.title,
+                "section": self.section, "score": round(self.score, 4)}
+
+    def cite(self) -> str:
+        head = f"{self.title} — {self.section}" if self.section else self.title
+        return f"{head}, {self.source}"
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text`, each an exact substring of it (unlike `chunking.split_sentences`,
+    which re-joins wrapped lines): prose lines are joined into blocks, each list item is a block of
+    its own, headings and blank lines end blocks, then blocks are cut at sentence ends."""
+    out: list[str] = []
+    for start, end in _blocks(text):
+        block = text[start:end]
+        guarded = _ABBREV.sub(lambda m: m.group(0).replace(".", "\x00"), block)  # same length
+        pos = 0
+        for m in [*_BOUNDARY.finditer(guarded), None]:
+            piece = block[pos:len(block) if m is None else m.start()].strip()
+            if piece and _LETTER.search(piece):
+                out.append(piece)
+            if m is not None:
+                pos = m.end()
+    return out
+
+
+def _blocks(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the prose blocks and list items of `text`."""
+    spans: list[tuple[int, int]] = []
+    prose: list[int] | None = None  # [start, end] of the prose block being grown
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        start, end = offset, offset + len(line.rstrip("\r\n"))
+        offset += len(line)
+        stripped = text[start:end].strip()
+        item = _ITEM.match(text, start, end)
+        if not stripped or stripped.startswith("#") or item:
+            if prose:
+                spans.append((prose[0], prose[1]))
+            prose = None
+            if item:
+                spans.append((item.end(), end))
+        elif prose is None:
+            prose = [start, end]
+        else:
+            prose[1] = end
+    if prose:
+        spans.append((prose[0], prose[1]))
+    out = []  # inline bullets ("- a - b": chunking joins list lines with spaces) cut a span further
+    for start, end in spans:
+        for m in _BULLET.finditer(text, start, end):
+            out.append((start, m.start()))
+            start = m.end()
+        out.append((start, end))
+    return out
+
+
+def select(question: str, passages, embedder, limit: int = LIMIT, min_score: float = MIN_SIMILARITY,
+           margin: float = MARGIN) -> list[KeyFact]:
+    """Up to `limit` verbatim sentences of `passages` (numbered from 1, as in the prompt), best first."""
+    if not question.strip() or not passages or limit <= 0:
+        return []
+    seen, candidates = set(), []
+    for n, p in enumerate(passages, 1):
+        for sentence in split_sentences(p.text):
+            key = " ".join(sentence.lower().split())
+            if key in seen:  # overlapping chunks repeat their boundary sentences: keep the first
+                continue
+            seen.add(key)
+            candidates.append((n, p, sentence))
+    candidates = candidates[:MAX_SENTENCES]
+    if not candidates:
+        return []
+    vectors = embedder.encode([_in_context(p, s) for _, p, s in candidates])
+    scores = (vectors @ encode_query(embedder, question)).tolist()
+    ranked = sorted(zip(scores, range(len(candidates))), key=lambda t: (-t[0], t[1]))
+    best = ranked[0][0]
+    out = []
+    for score, i in ranked[:limit]:
+        if score < min_score or score < best - margin:
+            break
+        n, p, sentence = candidates[i]
+        out.append(KeyFact(n, sentence, p.source, p.title, getattr(p, "section", ""), float(score)))
+    return out
+
+
+def _in_context(p, sentence: str) -> str:
+    """What the embedder sees: the sentence under its title and section, as chunks are embedded
+    (kb.chunking.Chunk.embed_text). Alone, "The fictional cure is kelvaran bark tea." loses to any
+    sentence that names the disease; with "Velmora Fever - Treatment:" it wins a treatment question."""
+    head = f"{p.title} - {p.section}" if getattr(p, "section", "") else p.title
+    return f"{head}: {sentence}" if head else sentence
+
+
+def format_block(facts: list[KeyFact]) -> str:
+    """The plain-text block the REPL and `medchat ask` print after the citation footer."""
+    if not facts:
+        return ""
+    lines = ["From the knowledge base:"]
+    lines += [f"  [{f.n}] “{f.sentence}” ({f.cite()})" for f in facts]
+    return "\n".join(lines)

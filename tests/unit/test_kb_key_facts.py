@@ -1,0 +1,136 @@
+"""Key facts: verbatim sentences of the retrieved passages, picked by the embedder, never written."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
+from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
+
+from kb.key_facts import format_block, select, split_sentences  # noqa: E402
+from kb.testing import HashingEmbedder  # noqa: E402
+from medchat.commands import REGISTRY  # noqa: E402
+from medchat.profiles import ProfileStore  # noqa: E402
+from medchat.repl import Repl  # noqa: E402
+from medchat.session import ChatSession, citation_footer  # noqa: E402
+
+# a bag-of-words embedder: a sentence sharing the question's words scores high, others near 0
+EMBEDDER = HashingEmbedder(dim=512)
+
+
+def passage(text, source, title, section=""):
+    return SimpleNamespace(text=text, source=source, title=title, section=section, score=0.5)
+
+
+PASSAGES = [
+    passage("This invented illness exists only in stories. It is spread by the quellin mite on Tarsk. "
+            "Velmora fever is treated with kelvaran bark tea, taken twice a day for fourteen days.",
+            "velmora-fever.md", "Velmora Fever", "Overview"),
+    passage("- Rest in a cool room\n- Drink plenty of water\n- The lantern test confirms the illness, "
+            "e.g. a drop of saliva turns green under blue light.", "velmora-fever.md", "Velmora Fever", "Care"),
+    passage("Asthma makes the airways narrow. A blue reliever inhaler opens them within minutes.",
+            "asthma.md", "Asthma", "Treatment"),
+]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Take it e.g. twice daily. Dr. Smith agreed! Is 2.5 mg enough? Yes.",
+     ["Take it e.g. twice daily.", "Dr. Smith agreed!", "Is 2.5 mg enough?", "Yes."]),
+    ("- Usually no symptoms - Sometimes a pulsing feeling near the navel",  # a list as chunking joins it
+     ["Usually no symptoms", "Sometimes a pulsing feeling near the navel"]),
+    ("# Care\nIntro line\n- first item\n* second item\n1. numbered item\n\nA sentence that wraps\nover lines. "
+     'He said "stop." Then left.',
+     ["Intro line", "first item", "second item", "numbered item", "A sentence that wraps\nover lines.",
+      'He said "stop."', "Then left."]),
+    ("发烧时多喝水。休息很重要！需要看医生吗？", ["发烧时多喝水。", "休息很重要！", "需要看医生吗？"]),
+    ("Risk rises with age over 65. Smoking adds to it.", ["Risk rises with age over 65.", "Smoking adds to it."]),
+])
+def test_split_sentences_are_exact_substrings(text, expected):
+    got = split_sentences(text)
+    assert got == expected
+    assert all(s in text for s in got)
+
+
+def test_select_picks_the_sentence_that_holds_the_fact():
+    facts = select("What is velmora fever treated with?", PASSAGES, EMBEDDER)
+    assert facts, "the treatment sentence shares the question's words"
+    best = facts[0]
+    assert best.sentence == ("Velmora fever is treated with kelvaran bark tea, taken twice a day for "
+                             "fourteen days.")
+    assert (best.n, best.source, best.title, best.section) == (1, "velmora-fever.md", "Velmora Fever", "Overview")
+    assert 1 <= len(facts) <= 3
+    assert all(f.sentence in PASSAGES[f.n - 1].text for f in facts)  # verbatim, from the cited passage
+    assert [f.score for f in facts] == sorted((f.score for f in facts), reverse=True)
+
+
+def test_select_finds_a_bullet_and_keeps_numbering_and_dedupes():
+    dup = passage(PASSAGES[1].text, "copy.md", "Copy")  # an overlapping chunk repeats sentences
+    facts = select("which test confirms the illness? saliva turns green", [PASSAGES[2], PASSAGES[1], dup],
+                   EMBEDDER)
+    assert facts[0].n == 2 and facts[0].sentence.startswith("The lantern test confirms the illness, e.g. a drop")
+    assert len({f.sentence for f in facts}) == len(facts)
+    assert all(f.source != "copy.md" for f in facts)
+
+
+def test_select_gives_nothing_off_topic_or_empty():
+    assert select("how do I bake sourdough bread?", PASSAGES, EMBEDDER) == []
+    assert select("velmora fever", [], EMBEDDER) == []
+    assert select("", PASSAGES, EMBEDDER) == []
+
+
+def test_format_block_quotes_with_number_and_source():
+    facts = select("What is velmora fever treated with?", PASSAGES, EMBEDDER)
+    block = format_block(facts)
+    assert block.startswith("From the knowledge base:")
+    assert f"[1] “{facts[0].sentence}” (Velmora Fever — Overview, velmora-fever.md)" in block
+    assert format_block([]) == ""
+
+
+@pytest.fixture
+def session():
+    engine = FakeEngine(install_fake_profiles(ProfileStore()))
+    return ChatSession(engine, history=None, kb="default", triage=lambda t: None,
+                       retriever=lambda q: PASSAGES, embedder=EMBEDDER)
+
+
+def done(session, text):
+    return [e for e in session.send(text) if e.kind == "done"][0]
+
+
+def test_session_puts_key_facts_on_done_and_facts_command_toggles(session):
+    ev = done(session, "What is velmora fever treated with?")
+    assert ev.key_facts and ev.key_facts[0].n == 1 and session.last_key_facts == ev.key_facts
+    assert REGISTRY.run(session, "/facts off", None).text == "key facts: off"
+    assert done(session, "What is velmora fever treated with?").key_facts == []
+    assert REGISTRY.run(session, "/facts", None).text == "key facts: off"
+    assert REGISTRY.run(session, "/facts on", None).text == "key facts: on"
+    assert done(session, "What is velmora fever treated with?").key_facts
+    assert REGISTRY.run(session, "/facts maybe", None).kind == "error"
+    assert "on" in REGISTRY.complete(session, "/facts o")[0]
+
+
+def test_setting_off_and_no_embedder_give_none():
+    engine = FakeEngine(install_fake_profiles(ProfileStore()))
+    off = ChatSession(engine, kb="default", triage=lambda t: None, retriever=lambda q: PASSAGES,
+                      embedder=EMBEDDER, key_facts=False)
+    assert done(off, "What is velmora fever treated with?").key_facts == []
+    # a custom retriever without an embedder: no way to score sentences on the KB's scale
+    plain = ChatSession(engine, kb="default", triage=lambda t: None, retriever=lambda q: PASSAGES)
+    assert done(plain, "What is velmora fever treated with?").key_facts == []
+
+
+def test_repl_prints_block_after_footer_and_facts_off_hides_it(session):
+    out = io.StringIO()
+    question = "What is velmora fever treated with?"
+    Repl(session, tty=False, stdin=io.StringIO(f"{question}\n/facts off\n{question}\n"), out=out).run()
+    text = out.getvalue()
+    footer = citation_footer(PASSAGES)
+    first, second = text.split("key facts: off")
+    assert first.index(footer) < first.index("From the knowledge base:")
+    assert "“Velmora fever is treated with kelvaran bark tea" in first
+    assert footer in second and "From the knowledge base:" not in second
