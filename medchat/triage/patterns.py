@@ -40,7 +40,7 @@ CHEST_EN = (r"\bchest\b[^.;,]{0,12}\b(pain|pressure|tight\w*|discomfort|heav\w*|
             r"|\b(pain|pressure|tightness|heaviness|squeezing|crushing|ache)\b[^.;,]{0,10}\b(in|on|across|around)\b[^.;,]{0,20}\bchest\b"
             r"|\b(sitting|pressing|weight|something heavy)\b[^.;,]{0,10}\bon (my|his|her|the) chest|\bclutch\w* (my|his|her|their) chest")
 CHEST_ZH = r"胸(口|部|前|腔)?(像|好像)?(被)?(很|非常|特别|好|剧烈)?(剧痛|痛|疼|闷|憋|压|发紧|紧|绞痛)|心口(痛|疼|闷)|心前区(痛|疼)"
-SEIZ_EN = r"\b(seizures?|convulsions?|convulsing|seizing|(a|another) fit|fitting)\b"
+SEIZ_EN = r"\b(seizures?|convulsions?|convulsing|seizing|(a|another) fit(?! to (fly|travel|work))|fitting)\b"
 SEIZ_ZH = r"(抽搐|抽风|惊厥|癫痫发作|羊角风|羊癫疯)"
 TRIGGER_EN = (r"\b(ate|eating|eaten|after (eating|taking)|peanuts?|nuts?|shellfish|shrimps?|prawns?|sesame|stung|sting|bee|"
               r"wasp|hornet|penicillin|amoxicillin|antibiotics?|injection|vaccine|allergic reaction|new (medicine|medication|drug))\b")
@@ -174,7 +174,7 @@ RULES: dict[str, list[Rule]] = {
         rule(r"(严重|非常|极度|特别|很)的?呼吸困难|上不来气|憋得(说不出话|脸发紫|脸发青)|(嘴唇|口唇|指甲|皮肤|舌头)(都)?(发紫|发青|青紫|"
              r"变紫|变青|紫了|青了|发绀)|说不出(完整的?)?(话|句子)|(哮喘|气喘)(发作)?.{0,4}(严重|厉害)|(喷雾|喷剂|吸入器|气雾剂).{0,6}"
              r"(不管用|没用|无效|不起作用)|(噎住|呛住|卡住)了?.{0,6}(呼吸|喘气|说话)|窒息"),
-        rule(r"喘不(上|过)气|透不过气", unless=r"压力|工作|学业|作业"),
+        rule(r"喘不(上|过)气|透不过气", unless=r"压力|工作|学业|作业|鼻塞|鼻子|感冒"),
     ],
 }
 CATEGORIES = tuple(RULES)
