@@ -107,7 +107,8 @@ def cmd_show(args) -> int:
         header = Text(f"\n{name}", style=style)
         header.append(f"  {_local(msg['created'])}", style="dim")
         if msg["status"] != "complete":
-            header.append(f"  [{msg['status']}]", style="yellow")
+            label = "interrupted" if msg["status"] == "partial" else msg["status"]
+            header.append(f"  [{label}]", style="yellow")
         console.print(header)
         if msg.get("triage") and msg["triage"].get("guidance"):
             console.print(Text(msg["triage"]["guidance"], style="bold red"))

@@ -1,5 +1,5 @@
-"""kill -9 in the middle of a reply loses at most that reply: the history database stays consistent
-and every earlier message is intact. The child is the real plain REPL reading stdin, with a slow
+"""kill -9 in the middle of a reply keeps what had streamed (a 'partial' row): the history database
+stays consistent and every earlier message is intact. The child is the real plain REPL reading stdin, with a slow
 FakeEngine in place of the model."""
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ def test_sigkill_mid_reply_keeps_history_consistent(medchat_home):
     assert rows[:3] == [("user", "first question", "complete"),
                         ("assistant", "a short complete answer.", "complete"),
                         ("user", "second question", "complete")]
-    # the in-flight reply is lost or, at most, kept as a partial row: never a 'complete' one
-    assert all(status != "complete" for _, _, status in rows[3:])
+    # the in-flight reply is kept as it streamed, marked partial (never 'complete')
+    assert len(rows) == 4 and rows[3][0] == "assistant" and rows[3][2] == "partial"
+    assert rows[3][1].startswith("w0 w1 w2 w3 w4 w5")
 
     from medchat.history.store import HistoryStore
 

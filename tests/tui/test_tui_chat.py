@@ -326,3 +326,15 @@ async def test_pane_follows_the_bottom_only_while_the_user_is_there(make_app):
         conv.release_anchor()  # what a mouse-wheel scroll up does
         await idle(app, pilot)
         assert conv.scroll_y < conv.max_scroll_y  # left where the user put it
+
+
+async def test_a_reply_cut_off_by_a_crash_is_shown_as_interrupted(make_app, history):
+    app, session, engine = make_app()
+    cid = history.new_conversation(profile="base")
+    history.add_message(cid, "user", "a question")
+    history.add_message(cid, "assistant", "half an ans", status="partial")
+    session.load(cid)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        reply = app.query_one(AssistantMessage)
+        assert reply.text == "half an ans" and reply.border_subtitle == "interrupted"

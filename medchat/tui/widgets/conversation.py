@@ -20,6 +20,10 @@ class Conversation(VerticalScroll):
         await self.remove_children()
         widgets = [UserMessage(m["content"]) if m["role"] == "user" else AssistantMessage(m["content"], profile)
                    for m in messages]
+        for m, w in zip(messages, widgets):
+            if m.get("status") == "partial":  # cut off by a crash or a kill: say so
+                w.add_class("cancelled")
+                w.border_subtitle = "interrupted"
         if widgets:
             await self.mount_all(widgets)
         self.scroll_end(animate=False)

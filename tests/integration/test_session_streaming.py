@@ -1,0 +1,62 @@
+"""A reply is written to history while it streams, and a failed reply leaves nothing half-done."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
+from fake_engine import FakeEngine  # noqa: E402
+
+from medchat.history.store import HistoryStore  # noqa: E402
+from medchat.profiles import ProfileStore  # noqa: E402
+from medchat.session import PARTIAL_EVERY, ChatSession  # noqa: E402
+
+
+def _rows(history, cid):
+    return [(m["role"], m["content"], m["status"]) for m in history.messages(cid)]
+
+
+def test_user_message_is_committed_before_triage_runs(medchat_home):
+    history = HistoryStore()
+    seen = []
+
+    def triage(text):
+        seen.append(_rows(history, session.conversation_id))
+        return None
+
+    session = ChatSession(FakeEngine(ProfileStore(), reply=lambda p, q: "fine."), history=history, kb=None, triage=triage)
+    list(session.send("hello there"))
+    assert seen == [[("user", "hello there", "complete")]]
+
+
+def test_reply_is_saved_as_partial_while_streaming_then_completed(medchat_home):
+    history = HistoryStore()
+    words = " ".join(f"w{i}" for i in range(3 * PARTIAL_EVERY))
+    session = ChatSession(FakeEngine(ProfileStore(), reply=lambda p, q: words), history=history, kb=None,
+                          triage=lambda t: None)
+    events = session.send("tell me")
+    snapshots = []
+    for n, ev in enumerate(e for e in events if e.kind == "chunk"):
+        if n == PARTIAL_EVERY + 1:
+            snapshots.append(_rows(history, session.conversation_id))
+    snap = snapshots[0]
+    assert snap[0] == ("user", "tell me", "complete")
+    assert snap[1][0] == "assistant" and snap[1][2] == "partial" and snap[1][1].startswith("w0 w1")
+    final = _rows(history, session.conversation_id)
+    assert final[1] == ("assistant", words, "complete") and len(final) == 2
+
+
+def test_a_reply_that_fails_mid_stream_is_removed(medchat_home):
+    class Broken(FakeEngine):
+        def stream(self, messages, settings, cancel=None):
+            yield from ["one ", "two "] * PARTIAL_EVERY
+            raise RuntimeError("device lost")
+
+    history = HistoryStore()
+    session = ChatSession(Broken(ProfileStore()), history=history, kb=None, triage=lambda t: None)
+    with pytest.raises(RuntimeError):
+        list(session.send("question"))
+    assert _rows(history, session.conversation_id) == [("user", "question", "complete")]
