@@ -135,6 +135,7 @@ def sweep_leftovers(name: str) -> None:
     """Remove staging dirs an interrupted writer of this KB left behind (call under `lock`)."""
     import shutil
 
+    paths.recover(paths.kb_dir() / name)  # a crash between the two renames of a replace
     pattern = re.compile(rf"^\.(staging|old)-{re.escape(name)}-[A-Za-z0-9_]+$")
     for p in paths.kb_dir().iterdir():
         if p.is_dir() and pattern.match(p.name) and not p.name.endswith(f"-{os.getpid()}"):

@@ -65,32 +65,104 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 @contextmanager
 def staging_dir(final: Path):
-    """Yield a temp dir beside `final`; on success it is renamed into place atomically.
+    """Yield a temp dir beside `final`; on success it replaces `final` atomically.
 
-    A crash leaves only a hidden `.staging-*` dir, which listings ignore and `sweep_staging` removes.
+    The staged files and the folder are fsynced before the swap. Replacing an existing folder is one
+    atomic exchange (renameat2 RENAME_EXCHANGE) where the OS has it, so a crash leaves the old folder
+    or the new one, never neither. Elsewhere two renames are used and `recover` undoes a crash between
+    them. A crash before the swap leaves only a hidden `.staging-*` dir, which listings ignore and
+    `sweep_staging` removes.
     """
     import shutil
 
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    recover(final)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".staging-{final.name}-"))
     try:
         yield tmp
+        _fsync_tree(tmp)
         if final.exists():
-            old = final.parent / f".old-{final.name}-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            if _exchange(tmp, final):
+                shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
+            else:
+                (tmp / _COMPLETE).touch()  # lets `recover` finish the swap after a crash
+                old = final.parent / f".old-{final.name}-{os.getpid()}"
+                os.replace(final, old)
+                os.replace(tmp, final)
+                (final / _COMPLETE).unlink(missing_ok=True)
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
+        _fsync_dir(final.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
+_COMPLETE = ".complete"
+
+
+def recover(final: Path) -> None:
+    """After a crash between the two renames of a replace: put the new folder (else the old) in place."""
+    final = Path(final)
+    if final.exists() or not final.parent.exists():
+        return
+    done = [p for p in final.parent.glob(f".staging-{final.name}-*") if (p / _COMPLETE).exists()]
+    olds = sorted(final.parent.glob(f".old-{final.name}-*"))
+    if done:
+        os.replace(done[0], final)
+        (final / _COMPLETE).unlink(missing_ok=True)
+    elif olds:
+        os.replace(olds[-1], final)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _fsync_tree(folder: Path) -> None:
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
 def sweep_staging(parent: Path) -> None:
-    """Remove leftovers of interrupted installs."""
+    """Finish or undo interrupted replaces (see `recover`), then remove what interrupted installs left."""
     import shutil
 
-    for p in Path(parent).glob(".staging-*"):
+    parent = Path(parent)
+    for p in [*parent.glob(".old-*"), *parent.glob(".staging-*")]:
+        recover(parent / p.name.split("-", 1)[1].rsplit("-", 1)[0])
+    for p in [*parent.glob(".staging-*"), *parent.glob(".old-*")]:
         shutil.rmtree(p, ignore_errors=True)
