@@ -37,6 +37,7 @@ class Profile:
     stage: str = ""  # pt | sft | rm | ppo | dpo | import
     method: str = ""  # lora | qlora
     datasets: list[dict] = field(default_factory=list)  # [{name, sha256, rows}]
+    recipe: str = ""  # the trainer recipe that made it (trainer/recipes/NAME.yaml), if any
     metrics: dict = field(default_factory=dict)
     created: str = ""
     chat_template: str = ""  # empty: the tokenizer's own

@@ -12,7 +12,7 @@ def add_model_options(p: argparse.ArgumentParser, profile: bool = True) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--base", default=None, help=f"base model: {DEFAULT_BASE} (default), a local HF dir, or a hub id")
     if profile:
-        g.add_argument("--profile", "-p", default=None, help="profile to activate (default: base)")
+        g.add_argument("--profile", "-p", default=None, help="profile to activate (default: doctor when installed, else base)")
     g.add_argument("--device", default=None, help="cuda | mps | cpu (default: best available)")
     g.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: per device)")
     g.add_argument("--load-in-4bit", action="store_true", help="CUDA only: 4-bit NF4 base (bitsandbytes)")
@@ -50,8 +50,27 @@ def make_engine(args):
         if prof.kind != "chat":
             raise UserError(f"'{name}' is a {prof.kind} profile: it scores replies and cannot chat; "
                             f"pass it as --reward {name} instead")
+    install_shipped(store, base_for(args, store))
     torch.set_num_threads(max(1, torch.get_num_threads()))
     engine = ChatEngine(base_for(args, store), load_options(args), store=store, fast=not args.no_fast)
+    if not name:  # no --profile: the shipped doctor when it fits this base (`--profile base` opts out)
+        from medchat.builtin_profiles import default_profile
+
+        name = default_profile(store, engine.info["fingerprint"])
     if name:
         engine.use(name)
     return engine
+
+
+def install_shipped(store, base: str | None) -> None:
+    """First run: install the profiles shipped in the package; never a reason for chat to fail."""
+    import sys
+
+    from medchat.builtin_profiles import install_builtin
+    from medchat.models import resolve_base
+
+    try:
+        for name in install_builtin(store, model_dir=resolve_base(base)):
+            print(f"medchat: installed the shipped profile '{name}'", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a broken shipped folder must not stop the chat
+        print(f"medchat: could not install the shipped profiles ({exc})", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def register(sub) -> None:
@@ -50,7 +51,14 @@ def _summary(p) -> dict:
 
 
 def cmd_list(args) -> int:
-    profiles = _store().list()
+    from medchat.builtin_profiles import install_builtin
+
+    store = _store()
+    try:  # first run: the shipped profiles, when their base is already prepared
+        install_builtin(store)
+    except Exception as exc:  # noqa: BLE001 - listing must work even with a broken shipped folder
+        print(f"medchat: could not install the shipped profiles ({exc})", file=sys.stderr)
+    profiles = store.list()
     if args.json:
         print(json.dumps([_summary(p) for p in profiles], ensure_ascii=False))
         return 0

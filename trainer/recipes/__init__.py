@@ -155,7 +155,11 @@ def run(name_or_path: str, overrides: dict | None = None, quiet: bool = False) -
         else:
             print(head, file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        profiles.append(run_stage(cfg, quiet=quiet))
+        prof = run_stage(cfg, quiet=quiet)
+        if prof is not None and getattr(prof, "name", None):  # the manifest names its recipe (issue 11)
+            prof.recipe = path.stem
+            store.update(prof)
+        profiles.append(prof)
         print(f"{head}: done in {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
     print(f"recipe {path.stem}: {len(cfgs)} stages in {time.perf_counter() - t_all:.0f}s", file=sys.stderr, flush=True)
     return profiles

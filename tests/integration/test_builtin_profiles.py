@@ -1,0 +1,112 @@
+"""Shipped profiles (medchat/profiles_builtin/): installed once on first run, atomically, only for the
+base they were made for; chat/ask default to `doctor` when it is installed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from medchat import builtin_profiles as bp
+from medchat.models import fingerprint
+from medchat.profiles import Profile, ProfileStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _ship(root: Path, adapter: Path, fp: str, name: str = "doctor") -> Path:
+    """A folder as `medchat profiles export` writes it, weights stored in 16-bit."""
+    folder = root / name
+    shutil.copytree(adapter, folder)
+    st = folder / "adapter_model.safetensors"
+    save_file({k: v.to(torch.float16) for k, v in load_file(str(st)).items()}, str(st))
+    prof = Profile(name=name, base="tiny", base_fingerprint=fp, stage="sft", method="lora",
+                   datasets=[{"name": "doctor_sft", "sha256": "0" * 64, "rows": 1}], chain=[name])
+    (folder / bp.MANIFEST).write_text(prof.to_toml())
+    return folder
+
+
+def test_installs_once_and_a_removed_profile_stays_removed(tiny_model_dir, lora_a, tmp_path):
+    ship = tmp_path / "builtin"
+    _ship(ship, lora_a, fingerprint(tiny_model_dir))
+    store = ProfileStore()
+    assert bp.install_builtin(store, tiny_model_dir, ship) == ["doctor"]
+    prof = store.get("doctor")
+    assert prof.chain == ["doctor"] and prof.datasets[0]["name"] == "doctor_sft"
+    assert (store.adapter_dir("doctor") / "adapter_model.safetensors").exists()
+    assert not list(store.root.glob(".staging-*"))  # installed through the store's atomic rename
+    assert bp.install_builtin(store, tiny_model_dir, ship) == []  # second start: nothing to do
+    store.remove("doctor")
+    assert bp.install_builtin(store, tiny_model_dir, ship) == [] and not store.exists("doctor")
+
+
+def test_not_installed_for_another_base_nor_over_a_users_profile(tiny_model_dir, other_model_dir, lora_a, lora_b,
+                                                                 tmp_path):
+    ship = tmp_path / "builtin"
+    _ship(ship, lora_a, fingerprint(tiny_model_dir))
+    store = ProfileStore()
+    assert bp.install_builtin(store, other_model_dir, ship) == [] and not store.exists("doctor")
+    store.install(Profile(name="doctor", base_fingerprint=fingerprint(tiny_model_dir), description="mine"), lora_b)
+    assert bp.install_builtin(store, tiny_model_dir, ship) == []
+    assert store.get("doctor").description == "mine"
+
+
+def test_a_failed_install_leaves_no_profile_and_is_retried(tiny_model_dir, lora_a, tmp_path, monkeypatch):
+    ship = tmp_path / "builtin"
+    _ship(ship, lora_a, fingerprint(tiny_model_dir))
+    store = ProfileStore()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(shutil, "copytree", boom)
+    with pytest.raises(OSError):
+        bp.install_builtin(store, tiny_model_dir, ship)
+    assert not store.exists("doctor") and not bp.installed_before()
+    monkeypatch.undo()
+    assert bp.install_builtin(ProfileStore(), tiny_model_dir, ship) == ["doctor"]
+
+
+def _args(**kw):
+    base = dict(profile=None, base=None, device="cpu", dtype=None, load_in_4bit=False, load_in_8bit=False,
+                trust_remote_code=False, no_fast=False)
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_chat_and_ask_default_to_the_shipped_doctor(tiny_model_dir, lora_a, tmp_path, monkeypatch):
+    from medchat.cli.common import make_engine
+
+    ship = tmp_path / "builtin"
+    _ship(ship, lora_a, fingerprint(tiny_model_dir))
+    monkeypatch.setattr(bp, "BUILTIN_DIR", ship)
+    monkeypatch.setattr(bp.install_builtin, "__defaults__", (None, None, ship))
+    engine = make_engine(_args(base=str(tiny_model_dir)))
+    assert engine.profile.name == "doctor" and ProfileStore().exists("doctor")
+    assert make_engine(_args(base=str(tiny_model_dir), profile="base")).profile.name == "base"
+    assert engine.use("base").name == "base"  # /use base
+    assert bp.default_profile(ProfileStore(), "another-base") is None
+
+
+SHIPPED = REPO / "medchat" / "profiles_builtin" / "doctor"
+
+
+@pytest.mark.skipif(not (SHIPPED / bp.MANIFEST).exists(),
+                    reason="no shipped doctor profile yet (medchat/profiles_builtin/doctor/ is added after training)")
+def test_shipped_doctor_names_its_recipe_and_the_data_it_was_trained_on():
+    from trainer.data.loaders import sha256_files
+
+    prof = bp.read_manifest(SHIPPED)
+    assert prof.recipe == "doctor"
+    info = json.loads((REPO / "trainer" / "samples" / "dataset_info.json").read_text())
+    by_name = {d["name"]: d for d in prof.datasets}
+    assert "doctor_sft" in by_name
+    for name, d in by_name.items():
+        files = [REPO / "trainer" / "samples" / info[name]["file_name"]]
+        assert d["sha256"] == sha256_files(files), f"{name} changed since the shipped doctor was trained"
+    weights = load_file(str(SHIPPED / "adapter_model.safetensors"))
+    assert all(t.dtype in (torch.float16, torch.bfloat16) for t in weights.values())
