@@ -80,7 +80,7 @@ def staging_dir(final: Path):
             old = final.parent / f".old-{final.name}-{os.getpid()}"
             os.replace(final, old)
             os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
         else:
             os.replace(tmp, final)
     except BaseException:

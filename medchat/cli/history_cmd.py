@@ -54,6 +54,7 @@ def register(subparsers) -> None:
     p.add_argument("id", type=int, help="conversation id (see `medchat history list`)")
     p.add_argument("format", choices=EXPORT_FORMATS, help="md or json")
     p.add_argument("path", help="file to write (or a directory to write into)")
+    p.add_argument("--force", action="store_true", help="overwrite the file if it exists")
     p.set_defaults(func=cmd_export)
 
 
@@ -141,6 +142,6 @@ def cmd_search(args) -> int:
 
 def cmd_export(args) -> int:
     with HistoryStore() as store:
-        written = store.export(args.id, args.format, args.path)
+        written = store.export(args.id, args.format, args.path, overwrite=args.force)
     Console().print(Text(f"Wrote {written}"))
     return 0

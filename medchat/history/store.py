@@ -285,8 +285,9 @@ class HistoryStore:
         return [dict(row) | {"title": row["conversation_title"], "snippet": _snippet(row["content"], terms)} for row in rows]
 
     # ---- export and maintenance -------------------------------------------------------------
-    def export(self, conversation_id: int, fmt: str, path: Path) -> Path:
-        """Write one conversation as Markdown or JSON (atomically); return the file written."""
+    def export(self, conversation_id: int, fmt: str, path: Path, overwrite: bool = True) -> Path:
+        """Write one conversation as Markdown or JSON (atomically); return the file written.
+        `overwrite=False` refuses an existing file (the CLI's default; `--force` overwrites)."""
         from medchat.history.export import render
 
         fmt = (fmt or "").lower().lstrip(".")
@@ -298,6 +299,8 @@ class HistoryStore:
         target = Path(path).expanduser()
         if target.is_dir():
             target = target / f"medchat-conversation-{conversation_id}.{fmt}"
+        if target.exists() and not overwrite:
+            raise UserError(f"'{target}' already exists; choose another path or pass --force to overwrite it")
         paths.atomic_write_text(target, render(conversation, messages, fmt))
         return target
 
