@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from medchat.errors import UserError
-from trainer.config import add_flags, load_config, overrides_from_args
+from trainer.config import add_flags, gate_remote_code, load_config, overrides_from_args
 
 EPILOG = """examples:
   medchat train --stage sft --dataset covid_sft --name covid-sft
@@ -58,6 +58,7 @@ def cmd_train(args) -> int:
     target = list(args.target or [])
     is_recipe = bool(target) and target[0] == "recipe"
     overrides = overrides_from_args(args, scoped_ok=is_recipe)
+    remote_code_flag = getattr(args, "cfg__model__trust_remote_code", None) is True  # given on this command line
     if is_recipe:
         if len(target) != 2:
             raise UserError("usage: medchat train recipe NAME_OR_YAML [options]")
@@ -67,7 +68,7 @@ def cmd_train(args) -> int:
             if exc.name != "trainer.recipes":
                 raise
             raise UserError("multi-stage recipes are not available in this build") from None
-        profiles = recipes.run(target[1], overrides)
+        profiles = recipes.run(target[1], overrides, remote_code_flag=remote_code_flag)
         names = ", ".join(p.name for p in profiles or [])
         print(f"recipe {target[1]} done: installed {names or 'nothing'}")
         return 0
@@ -75,6 +76,7 @@ def cmd_train(args) -> int:
         raise UserError(f"expected at most one recipe file, got: {' '.join(target)}; "
                         "for a multi-stage recipe use `medchat train recipe NAME`")
     cfg = load_config(target[0] if target else None, overrides)
+    gate_remote_code([cfg], remote_code_flag)
     if not cfg.data.datasets and not cfg.training.resume:
         raise UserError("no dataset given; pass --dataset NAME_OR_PATH (e.g. --dataset covid_sft)")
     if cfg.training.resume and "stage" not in overrides:

@@ -301,6 +301,17 @@ def load_config(source=None, overrides: dict | None = None) -> TrainConfig:
     return apply_overrides(cfg, overrides or {})
 
 
+def gate_remote_code(cfgs, flag_given: bool) -> None:
+    """A model's own Python code runs only when the command line itself says --trust-remote-code;
+    a recipe YAML or `--set` turning it on is not enough (a shared recipe must not run code)."""
+    if flag_given:
+        return
+    for cfg in cfgs:
+        if cfg.model.trust_remote_code:
+            raise UserError(f"'{cfg.name}' asks for trust_remote_code (from the recipe or --set), which runs the "
+                            "model's own Python code; pass --trust-remote-code on the command line if you trust it")
+
+
 # --- CLI flags generated from the dataclasses ------------------------------------------------
 def _flag_for(section: str, f: dataclasses.Field) -> str:
     flag = f.metadata.get("flag") if f.metadata else ""

@@ -40,7 +40,16 @@ def _room_modules():
     return mods
 
 
+def hub_offline() -> None:
+    """medchat never reaches for the model hub. huggingface_hub reads HF_HUB_OFFLINE once, when it is
+    first imported, so this runs at process start, before any command imports it. A value the user
+    set explicitly (e.g. HF_HUB_OFFLINE=0 to fetch a model on purpose) is kept."""
+    if not os.environ.get("HF_HUB_OFFLINE", "").strip():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+
 def main(argv: list[str] | None = None) -> int:
+    hub_offline()
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["chat", *argv]  # bare `medchat [options]` opens the chat
