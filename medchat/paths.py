@@ -13,7 +13,23 @@ import platformdirs
 def home() -> Path:
     root = os.environ.get("MEDCHAT_HOME") or platformdirs.user_data_dir("medchat", appauthor=False)
     path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:  # conversations and models are private: owner only, also for a dir made by an older medchat
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError:
+        pass
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` if needed and make it readable by its owner only (0600)."""
+    path = Path(path)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        path.chmod(0o600)
+    except OSError:
+        pass
     return path
 
 

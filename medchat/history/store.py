@@ -76,12 +76,14 @@ class HistoryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        paths.private_file(self.path)  # created 0600 before SQLite opens it; the -wal/-shm files inherit its mode
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # deleted conversations are overwritten, not just unlinked
             if user_version(conn) > SCHEMA_VERSION:
                 raise UserError(
                     f"the history database {self.path} was written by a newer medchat "
@@ -100,6 +102,9 @@ class HistoryStore:
             conn.close()
             raise
         self._conn = conn
+        for side in (Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            if side.exists():  # SQLite gives them the database's mode; older ones may predate that
+                paths.private_file(side)
 
     # ---- plumbing ---------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -198,6 +203,28 @@ class HistoryStore:
     def last_conversation(self) -> dict | None:
         found = self.conversations(limit=1)
         return found[0] if found else None
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Remove a conversation and its messages for good (secure_delete, search index, WAL)."""
+        with self._write() as db:
+            self._require_conversation(db, conversation_id)
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))  # messages cascade
+        self._scrub()
+
+    def purge(self, before: str | None = None) -> int:
+        """Remove every conversation last updated before the ISO date `before` (all when None); the count."""
+        with self._write() as db:
+            where, params = ("WHERE updated < ?", (before,)) if before else ("", ())
+            n = db.execute(f"DELETE FROM conversations {where}", params).rowcount
+        self._scrub()
+        return max(0, n)
+
+    def _scrub(self) -> None:
+        """Leave no copy of deleted text: merge the search index, then empty the WAL into the database."""
+        with self._lock:
+            db = self._db()
+            db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ---- messages ---------------------------------------------------------------------------
     def add_message(self, conversation_id: int, role: str, content: str, status: str = "complete", **meta) -> int:

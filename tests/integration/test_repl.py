@@ -56,6 +56,7 @@ def test_tty_streams_replies_and_runs_commands(session, history, medchat_home):
     stored = history.messages(session.conversation_id)
     assert [m["role"] for m in stored] == ["user", "assistant"] * 2
     assert (medchat_home / "repl_history").read_text().count("is a cold serious?") == 1
+    assert (medchat_home / "repl_history").stat().st_mode & 0o777 == 0o600  # typed questions are private
 
 
 def test_tty_multiline_block_and_unknown_command(session):
