@@ -24,7 +24,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.errors import UsageError, UserError
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo")
 METHODS = ("lora", "qlora")
@@ -356,6 +356,15 @@ def overrides_from_args(args: argparse.Namespace, scoped_ok: bool = False) -> di
     scoped_ok: for multi-stage recipes, keys the table does not know (`rm.max_steps`, `force`) pass
     through as text; the recipe planner resolves and validates them per stage.
     """
+    try:  # everything here comes from the command line: a bad key or value is a usage error (exit 2)
+        return _overrides(args, scoped_ok)
+    except UsageError:
+        raise
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _overrides(args: argparse.Namespace, scoped_ok: bool) -> dict:
     out: dict = {}
     for dest, value in vars(args).items():
         if dest.startswith("cfg__"):

@@ -70,6 +70,11 @@ def _snippet(content: str, terms: list[str], width: int = 90) -> str:
     return ("…" if start else "") + text + ("…" if start + width < len(content) else "")
 
 
+def _busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED") or any(
+        word in str(exc) for word in ("locked", "busy"))
+
+
 class HistoryStore:
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path is not None else paths.history_db()
@@ -92,7 +97,7 @@ class HistoryStore:
             migrate(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if "locked" in str(exc) or "busy" in str(exc):
+            if _busy(exc):
                 raise UserError(f"the history database {self.path} is busy ({exc}); try again in a moment") from exc
             raise UserError(
                 f"cannot open the history database {self.path} ({exc}); move the file aside to start a new "
@@ -306,7 +311,10 @@ class HistoryStore:
             sql = select + f"messages m JOIN conversations c ON c.id = m.conversation_id WHERE 1{likes} ORDER BY m.id DESC LIMIT ?"
         try:
             rows = self._read(sql, (*params, max(0, int(limit))))
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):  # another medchat holds the database: say so, not "no results"
+                raise UserError(f"the history database {self.path} is busy ({exc}); another medchat is writing "
+                                "to it, try the search again in a moment") from exc
             return []
         # "title" repeats conversation_title so a hit can be labelled like a conversations() row
         return [dict(row) | {"title": row["conversation_title"], "snippet": _snippet(row["content"], terms)} for row in rows]

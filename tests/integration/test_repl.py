@@ -129,7 +129,7 @@ def test_cli_chat_plain_and_continue(monkeypatch, capsys, history):
     assert len(convs) == 1  # the follow-up went into the same conversation
     assert [m["content"] for m in history.messages(convs[0]["id"]) if m["role"] == "user"] == ["what is a fever?", "and a cough?"]
 
-    assert main(["chat", "--profile", "no-such-profile"]) == 2
+    assert main(["chat", "--profile", "no-such-profile"]) == 1
     assert "unknown profile 'no-such-profile'" in capsys.readouterr().err
 
 

@@ -27,7 +27,7 @@ def test_train_argument_errors(capsys):
     assert "usage: medchat train recipe" in capsys.readouterr().err
     assert main(["train", "a.yaml", "b.yaml"]) == 2
     assert "at most one recipe" in capsys.readouterr().err
-    assert main(["train", "missing.yaml", "--name", "x"]) == 2
+    assert main(["train", "missing.yaml", "--name", "x"]) == 1  # runtime: no such file
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", "--name", "x", "--dataset", "covid_sft", "--lora-r", "many"]) == 2
     assert "expects int" in capsys.readouterr().err
