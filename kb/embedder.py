@@ -67,7 +67,6 @@ class SentenceTransformerEmbedder:
     def __init__(self, embedder_id: str):
         self.id = embedder_id
         location = self._location(embedder_id)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         try:
             from sentence_transformers import SentenceTransformer

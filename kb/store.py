@@ -28,7 +28,7 @@ MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 DENSE = "dense.faiss"
 BM25_DIR = "bm25"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: `$` would let a trailing newline in
 
 
 def now() -> str:
@@ -36,7 +36,7 @@ def now() -> str:
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise UserError(f"invalid knowledge base name {name!r}: use letters, digits, '.', '-' or '_' "
                         "(at most 64 characters, starting with a letter or digit)")
     return name
@@ -136,9 +136,9 @@ def sweep_leftovers(name: str) -> None:
     import shutil
 
     paths.recover(paths.kb_dir() / name)  # a crash between the two renames of a replace
-    pattern = re.compile(rf"^\.(staging|old)-{re.escape(name)}-[A-Za-z0-9_]+$")
+    pattern = re.compile(rf"\.(staging|old)-{re.escape(name)}-[A-Za-z0-9_]+")
     for p in paths.kb_dir().iterdir():
-        if p.is_dir() and pattern.match(p.name) and not p.name.endswith(f"-{os.getpid()}"):
+        if p.is_dir() and pattern.fullmatch(p.name) and not p.name.endswith(f"-{os.getpid()}"):
             rest = p.name.split(f"-{name}-", 1)[1]
             if "-" not in rest:  # another KB whose name starts with ours has a longer remainder
                 shutil.rmtree(p, ignore_errors=True)

@@ -392,3 +392,6 @@ def _compare(session, args, ui):
 @command("quit", "/quit", "leave medchat", aliases=("exit", "q"), instant=True, needs_session=False)
 def _quit(session, args, ui):
     return Result("action", "bye", action="quit")
+
+
+from medchat import forget_cmd  # noqa: E402,F401 - registers /forget

@@ -13,7 +13,23 @@ import platformdirs
 def home() -> Path:
     root = os.environ.get("MEDCHAT_HOME") or platformdirs.user_data_dir("medchat", appauthor=False)
     path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:  # conversations and models are private: owner only, also for a dir made by an older medchat
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError:
+        pass
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` if needed and make it readable by its owner only (0600)."""
+    path = Path(path)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        path.chmod(0o600)
+    except OSError:
+        pass
     return path
 
 
@@ -84,14 +100,14 @@ def staging_dir(final: Path):
         _fsync_tree(tmp)
         if final.exists():
             if _exchange(tmp, final):
-                shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
+                _remove(tmp)  # tmp now holds the old folder (or file)
             else:
                 (tmp / _COMPLETE).touch()  # lets `recover` finish the swap after a crash
                 old = final.parent / f".old-{final.name}-{os.getpid()}"
                 os.replace(final, old)
                 os.replace(tmp, final)
                 (final / _COMPLETE).unlink(missing_ok=True)
-                shutil.rmtree(old, ignore_errors=True)
+                _remove(old)
         else:
             os.replace(tmp, final)
         _fsync_dir(final.parent)
@@ -101,6 +117,12 @@ def staging_dir(final: Path):
 
 
 _COMPLETE = ".complete"
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def recover(final: Path) -> None:

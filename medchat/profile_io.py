@@ -69,7 +69,16 @@ def import_adapter(store: ProfileStore, src: Path, name: str, base: str | None,
     return store.install(prof, src)
 
 
-def export_adapter(store: ProfileStore, name: str, out: Path) -> Path:
+def _check_out(out, force: bool) -> Path:
+    """An export replaces OUT only with --force; an empty directory is simply filled."""
+    out = Path(out).expanduser()
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"'{out}' exists{' and is not empty' if out.is_dir() else ''}; "
+                        "choose a new output directory or pass --force to replace it")
+    return out
+
+
+def export_adapter(store: ProfileStore, name: str, out: Path, force: bool = False) -> Path:
     """One standard PEFT dir. A stacked chain is combined exactly: LoRA deltas add, so stacking
     adapters equals one adapter whose A rows and B columns are concatenated (scales folded into B)."""
     from safetensors.torch import save_file
@@ -78,9 +87,7 @@ def export_adapter(store: ProfileStore, name: str, out: Path) -> Path:
     if prof.is_base:
         raise UserError("'base' has no adapter to export; use --merged to export the base model")
     chain = store.chain_dirs(prof)
-    out = Path(out).expanduser()
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"'{out}' exists and is not empty; choose a new output directory")
+    out = _check_out(out, force)
     with paths.staging_dir(out) as tmp:
         if len(chain) == 1:
             shutil.copytree(chain[0][1], tmp, dirs_exist_ok=True)
@@ -114,15 +121,13 @@ def export_adapter(store: ProfileStore, name: str, out: Path) -> Path:
     return out
 
 
-def export_merged(store: ProfileStore, name: str, out: Path) -> Path:
+def export_merged(store: ProfileStore, name: str, out: Path, force: bool = False) -> Path:
     """A full Hugging Face model (base + chain merged) loadable by AutoModelForCausalLM."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     prof = store.get(name)
-    out = Path(out).expanduser()
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"'{out}' exists and is not empty; choose a new output directory")
+    out = _check_out(out, force)
     model_dir = resolve_base(prof.base or None)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     for link, adapter in ([] if prof.is_base else store.chain_dirs(prof)):

@@ -132,6 +132,13 @@ class ProfileStore:
         return name == BASE_PROFILE or (self.root / name / "profile.toml").exists()
 
     def get(self, name: str) -> Profile:
+        prof = self._read(name)
+        if prof.name != name:  # a hand-copied dir: chains and listings would name another profile
+            raise UserError(f"profile manifest {prof.path / 'profile.toml'} says name = '{prof.name}' but its "
+                            f"directory is '{name}'; make them match (edit the manifest or rename the directory)")
+        return prof
+
+    def _read(self, name: str) -> Profile:
         if name == BASE_PROFILE:
             return Profile(name=BASE_PROFILE, stage="base", description="the base model, no adapter")
         validate_name(name)
@@ -159,7 +166,8 @@ class ProfileStore:
         return out
 
     def children(self, name: str) -> list[str]:
-        return [p.name for p in self.list() if not p.is_base and p.name != name and name in p.chain]
+        readable = [self._read(n) for n in self.names()]  # tolerant, so a mismatched dir can be fixed
+        return [p.name for p in readable if not p.is_base and p.name != name and name in p.chain]
 
     # --- writing -------------------------------------------------------------------------
     def install(self, profile: Profile, adapter_src: Path | None, overwrite: bool = False) -> Profile:
@@ -187,7 +195,7 @@ class ProfileStore:
         paths.atomic_write_text(self.root / profile.name / "profile.toml", profile.to_toml())
 
     def remove(self, name: str, force: bool = False) -> None:
-        prof = self.get(name)
+        prof = self._read(name)  # a manifest that names another directory can still be removed
         if prof.is_base:
             raise UserError("the built-in 'base' profile cannot be removed")
         kids = self.children(name)
@@ -205,7 +213,7 @@ class ProfileStore:
         if self.exists(new):
             raise UserError(f"profile '{new}' already exists")
         (self.root / old).rename(self.root / new)
-        for p in [self.get(new), *[self.get(k) for k in self.children(old)]]:
+        for p in [self._read(new), *[self.get(k) for k in self.children(old)]]:
             p.chain = [new if c == old else c for c in p.chain]
             if p.name == old:
                 p.name = new

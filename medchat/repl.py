@@ -50,7 +50,7 @@ class Repl:
 
             from medchat import paths
 
-            self._prompt = PromptSession(history=FileHistory(str(paths.home() / "repl_history")),
+            self._prompt = PromptSession(history=FileHistory(str(paths.private_file(paths.home() / "repl_history"))),
                                          completer=_completer(session), complete_while_typing=False,
                                          input=input, output=output)
 

@@ -29,11 +29,17 @@ class TurnEvent:
     key_facts: list = field(default_factory=list)  # kb.key_facts.KeyFact, on "done" only
 
 
-def format_context(passages) -> str:
+def format_context(passages, tokenizer=None) -> str:
+    """The KB passages under a "data, not instructions" header. Every passage passes through here,
+    so this is where special-token strings in documents are broken (medchat.prompt_guard):
+    the common role markers always, and `tokenizer`'s own special and added tokens when given."""
+    from medchat.prompt_guard import neutralise, tokenizer_markers
+
+    extra = tokenizer_markers(tokenizer)
     lines = [KB_HEADER]
     for i, p in enumerate(passages, 1):
         head = f"{p.title} — {p.section}" if getattr(p, "section", "") else p.title
-        lines.append(f"[{i}] {head}: {p.text.strip()}")
+        lines.append(neutralise(f"[{i}] {head}: {p.text.strip()}", extra))
     return "\n".join(lines)
 
 
@@ -171,7 +177,10 @@ class ChatSession:
         """
         *earlier, last = self.messages
         text = last["content"]
-        user = f"{format_context(sources)}\n\nQuestion: {text}" if sources else text
+        if sources:
+            user = f"{format_context(sources, getattr(self.engine, 'tokenizer', None))}\n\nQuestion: {text}"
+        else:
+            user = text
         past = [{"role": m["role"], "content": m["content"]} for m in earlier]
         return [{"role": "system", "content": self.system_prompt}, *past, {"role": "user", "content": user}]
 

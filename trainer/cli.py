@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from medchat.errors import UserError
-from trainer.config import add_flags, load_config, overrides_from_args
+from medchat.errors import UsageError, UserError
+from trainer.config import add_flags, gate_remote_code, load_config, overrides_from_args
 
 EPILOG = """examples:
   medchat train --stage sft --dataset covid_sft --name covid-sft
@@ -58,25 +58,27 @@ def cmd_train(args) -> int:
     target = list(args.target or [])
     is_recipe = bool(target) and target[0] == "recipe"
     overrides = overrides_from_args(args, scoped_ok=is_recipe)
+    remote_code_flag = getattr(args, "cfg__model__trust_remote_code", None) is True  # given on this command line
     if is_recipe:
         if len(target) != 2:
-            raise UserError("usage: medchat train recipe NAME_OR_YAML [options]")
+            raise UsageError("usage: medchat train recipe NAME_OR_YAML [options]")
         try:
             from trainer import recipes
         except ModuleNotFoundError as exc:
             if exc.name != "trainer.recipes":
                 raise
             raise UserError("multi-stage recipes are not available in this build") from None
-        profiles = recipes.run(target[1], overrides)
+        profiles = recipes.run(target[1], overrides, remote_code_flag=remote_code_flag)
         names = ", ".join(p.name for p in profiles or [])
         print(f"recipe {target[1]} done: installed {names or 'nothing'}")
         return 0
     if len(target) > 1:
-        raise UserError(f"expected at most one recipe file, got: {' '.join(target)}; "
+        raise UsageError(f"expected at most one recipe file, got: {' '.join(target)}; "
                         "for a multi-stage recipe use `medchat train recipe NAME`")
     cfg = load_config(target[0] if target else None, overrides)
+    gate_remote_code([cfg], remote_code_flag)
     if not cfg.data.datasets and not cfg.training.resume:
-        raise UserError("no dataset given; pass --dataset NAME_OR_PATH (e.g. --dataset covid_sft)")
+        raise UsageError("no dataset given; pass --dataset NAME_OR_PATH (e.g. --dataset covid_sft)")
     if cfg.training.resume and "stage" not in overrides:
         from trainer.runs import Run
 
@@ -93,7 +95,7 @@ def cmd_data_check(args) -> int:
     from trainer.data.check import check
 
     if args.rows < 0:
-        raise UserError("--rows must be >= 0")
+        raise UsageError("--rows must be >= 0")
     return check(args.dataset, args.dataset_dir, rows=args.rows, base=args.base, stage=args.stage,
                  cutoff_len=args.cutoff_len, template=args.template, train_on_prompt=args.train_on_prompt,
                  last_turn_only=args.last_turn_only)

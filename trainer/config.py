@@ -24,7 +24,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.errors import UsageError, UserError
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo")
 METHODS = ("lora", "qlora")
@@ -301,6 +301,17 @@ def load_config(source=None, overrides: dict | None = None) -> TrainConfig:
     return apply_overrides(cfg, overrides or {})
 
 
+def gate_remote_code(cfgs, flag_given: bool) -> None:
+    """A model's own Python code runs only when the command line itself says --trust-remote-code;
+    a recipe YAML or `--set` turning it on is not enough (a shared recipe must not run code)."""
+    if flag_given:
+        return
+    for cfg in cfgs:
+        if cfg.model.trust_remote_code:
+            raise UserError(f"'{cfg.name}' asks for trust_remote_code (from the recipe or --set), which runs the "
+                            "model's own Python code; pass --trust-remote-code on the command line if you trust it")
+
+
 # --- CLI flags generated from the dataclasses ------------------------------------------------
 def _flag_for(section: str, f: dataclasses.Field) -> str:
     flag = f.metadata.get("flag") if f.metadata else ""
@@ -345,6 +356,15 @@ def overrides_from_args(args: argparse.Namespace, scoped_ok: bool = False) -> di
     scoped_ok: for multi-stage recipes, keys the table does not know (`rm.max_steps`, `force`) pass
     through as text; the recipe planner resolves and validates them per stage.
     """
+    try:  # everything here comes from the command line: a bad key or value is a usage error (exit 2)
+        return _overrides(args, scoped_ok)
+    except UsageError:
+        raise
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _overrides(args: argparse.Namespace, scoped_ok: bool) -> dict:
     out: dict = {}
     for dest, value in vars(args).items():
         if dest.startswith("cfg__"):

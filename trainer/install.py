@@ -18,14 +18,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.errors import UsageError, UserError
 from medchat.profiles import BASE_PROFILE, Profile, ProfileStore, validate_name
 
 
 def preflight(cfg, store: ProfileStore | None = None) -> None:
     """Fail before any training when the result could not be installed."""
     if not cfg.name:
-        raise UserError("--name is required: the profile the trained adapter is installed as (e.g. covid-sft)")
+        raise UsageError("--name is required: the profile the trained adapter is installed as (e.g. covid-sft)")
     validate_name(cfg.name)
     if cfg.name == BASE_PROFILE:
         raise UserError("'base' is the built-in profile; choose another --name")

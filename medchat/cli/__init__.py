@@ -10,14 +10,22 @@ import argparse
 import os
 import sys
 
-from medchat.errors import UserError
+from medchat.errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
+
+
+EXIT_CODES = """exit codes:
+  0    success
+  1    runtime failure (a missing file, an unknown profile, a busy database...)
+  2    usage error (bad arguments or option values on the command line)
+  130  interrupted (Ctrl-C)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     from medchat import __version__
     from medchat.cli import ask, bench_cmd, profiles_cmd
 
-    parser = argparse.ArgumentParser(prog="medchat", description="Private, offline doctor-style chat that fine-tunes its own models.")
+    parser = argparse.ArgumentParser(prog="medchat", description="Private, offline doctor-style chat that fine-tunes its own models.",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"medchat {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (ask, profiles_cmd, bench_cmd, *_room_modules()):
@@ -40,16 +48,28 @@ def _room_modules():
     return mods
 
 
+def hub_offline() -> None:
+    """medchat never reaches for the model hub. huggingface_hub reads HF_HUB_OFFLINE once, when it is
+    first imported, so this runs at process start, before any command imports it. A value the user
+    set explicitly (e.g. HF_HUB_OFFLINE=0 to fetch a model on purpose) is kept."""
+    if not os.environ.get("HF_HUB_OFFLINE", "").strip():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+
 def main(argv: list[str] | None = None) -> int:
+    hub_offline()
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["chat", *argv]  # bare `medchat [options]` opens the chat
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
+    try:  # Ctrl-C while the parser imports the rooms is an interruption too, not a traceback
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse: 2 on a usage error, 0 after --help/--version
+            return exc.code if isinstance(exc.code, int) else 0
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USAGE
         return int(args.func(args) or 0)
     except UserError as exc:
         if os.environ.get("MEDCHAT_DEBUG"):
@@ -58,4 +78,4 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         print("medchat: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

@@ -28,13 +28,13 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from medchat.config import AppConfig
-    from medchat.errors import UserError
+    from medchat.errors import UsageError
     from medchat.session import ChatSession, citation_footer
     from medchat.triage import load_triager
 
     question = sys.stdin.read() if args.question == "-" else args.question
     if not question.strip():
-        raise UserError("empty question; pass the question text, or '-' to read it from stdin")
+        raise UsageError("empty question; pass the question text, or '-' to read it from stdin")
     config = AppConfig.load()
     t0 = time.perf_counter()
     engine = make_engine(args)

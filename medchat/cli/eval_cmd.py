@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 
-from medchat.errors import UserError
+from medchat.errors import UsageError, UserError, positive_int
 
 EVAL_MODES = ("medchat.cli.eval_mcq_cmd", "medchat.cli.eval_grounded_cmd")
 
@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--profiles", help="comma list of profiles, e.g. base,covid-sft,covid-ppo (required)")
     p.add_argument("--dataset", help="registry name (e.g. covid_sft_test) or a data file/folder (required)")
     p.add_argument("--dataset-dir", default=None, help="folder holding dataset_info.json (default: shipped samples)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N samples only")
     p.add_argument("--skip-bad", action="store_true", help="skip unusable rows instead of stopping")
     p.add_argument("--system", default=None, help="system prompt for rows that have none (default: none)")
     p.add_argument("--out", default=None, help="output folder (default: MEDCHAT_HOME/runs/eval-<timestamp>)")
@@ -35,7 +35,7 @@ def register(sub) -> None:
     p.add_argument("--reward", default=None, metavar="NAME", help="also report the mean score of this reward profile")
     add_model_options(p, profile=False)
     g = p.add_argument_group("generation")
-    g.add_argument("--batch-size", type=int, default=8, help="prompts per batched generate call (default 8)")
+    g.add_argument("--batch-size", type=positive_int, default=8, help="prompts per batched generate call (default 8)")
     g.add_argument("--sequential", action="store_true",
                    help="generate one prompt at a time with the chat engine (any backend) instead of batches")
     g.add_argument("--max-new-tokens", type=int, default=128)
@@ -61,7 +61,7 @@ def run(args) -> int:
     from medchat.evaluation.runner import EvalOptions, parse_profiles, run_eval
 
     if not args.profiles or not args.dataset:  # not argparse-required: `eval MODE ...` does without them
-        raise UserError("eval needs --profiles and --dataset, e.g. `medchat eval --profiles base,covid-sft "
+        raise UsageError("eval needs --profiles and --dataset, e.g. `medchat eval --profiles base,covid-sft "
                         "--dataset covid_sft_test`, or a mode: `medchat eval mcq FILE --profiles base`")
     opts = EvalOptions(
         profiles=parse_profiles(args.profiles), dataset=args.dataset, dataset_dir=args.dataset_dir,

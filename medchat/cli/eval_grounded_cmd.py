@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from medchat.errors import positive_int
+
 
 def register(modes) -> None:
     from medchat.cli.common import add_model_options
@@ -18,7 +20,7 @@ def register(modes) -> None:
     p.add_argument("--profiles", default="base", help="comma list of profiles, e.g. base,doctor (default: base)")
     p.add_argument("--split", default="test", choices=("test", "train", "all"),
                    help="conditions split 30/70 by a hash of the source file (default: test)")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None,
                    help="ask the first N covered and the first N uncovered questions only")
     p.add_argument("--questions", default=None, metavar="FILE", help="question file (default: the shipped set)")
     p.add_argument("--kb", default="default", help="knowledge base to retrieve from (default: the built-in one)")

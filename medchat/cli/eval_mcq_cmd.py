@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from medchat.errors import positive_int
+
 
 def register(modes) -> None:
     from medchat.cli.common import add_model_options
@@ -19,11 +21,11 @@ def register(modes) -> None:
     p.add_argument("--format", default="auto", choices=("auto", *FORMATS),
                    help="file format (default: auto, from the first row's fields)")
     p.add_argument("--profiles", required=True, help="comma list of profiles, e.g. base,covid-sft")
-    p.add_argument("--limit", type=int, default=None, help="score the first N questions only")
+    p.add_argument("--limit", type=positive_int, default=None, help="score the first N questions only")
     p.add_argument("--score", default=DEFAULT_SCORE, choices=SCORE_MODES,
                    help=f"option score: mean log-prob per token (length-normalised) or the sum "
                         f"(default: {DEFAULT_SCORE})")
-    p.add_argument("--batch-size", type=int, default=8, help="questions per forward pass (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="questions per forward pass (default 8)")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     add_model_options(p, profile=False)
     p.set_defaults(func=run)

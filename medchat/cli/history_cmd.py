@@ -1,4 +1,4 @@
-"""`medchat history`: list, show, search and export saved conversations."""
+"""`medchat history`: list, show, search, export, delete and purge saved conversations."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _date(raw: str) -> str:
+    """A local calendar day -> the UTC instant it starts, comparable with the stored timestamps."""
+    try:
+        day = _dt.date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-01-31, got '{raw}'")
+    start = _dt.datetime.combine(day, _dt.time()).astimezone()
+    return start.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "history",
@@ -32,7 +42,7 @@ def register(subparsers) -> None:
         description="Browse, search and export saved conversations (stored in MEDCHAT_HOME/history.db).",
     )
     parser.set_defaults(func=cmd_list, limit=20, json=False)  # bare `medchat history` lists
-    sub = parser.add_subparsers(dest="history_command", metavar="{list,show,search,export}")
+    sub = parser.add_subparsers(dest="history_command", metavar="{list,show,search,export,delete,purge}")
 
     p = sub.add_parser("list", help="recent conversations, newest first")
     p.add_argument("--limit", type=_positive_int, default=20, help="how many to show (default 20)")
@@ -54,7 +64,16 @@ def register(subparsers) -> None:
     p.add_argument("id", type=int, help="conversation id (see `medchat history list`)")
     p.add_argument("format", choices=EXPORT_FORMATS, help="md or json")
     p.add_argument("path", help="file to write (or a directory to write into)")
+    p.add_argument("--force", action="store_true", help="overwrite the file if it exists")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("delete", help="delete one conversation for good")
+    p.add_argument("id", type=int, help="conversation id (see `medchat history list`)")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("purge", help="delete every conversation, or those last used before a date")
+    p.add_argument("--before", type=_date, metavar="YYYY-MM-DD", help="only conversations last updated before this day")
+    p.set_defaults(func=cmd_purge)
 
 
 def _local(stamp: str) -> str:
@@ -142,6 +161,20 @@ def cmd_search(args) -> int:
 
 def cmd_export(args) -> int:
     with HistoryStore() as store:
-        written = store.export(args.id, args.format, args.path)
+        written = store.export(args.id, args.format, args.path, overwrite=args.force)
     Console().print(Text(f"Wrote {written}"))
+    return 0
+
+
+def cmd_delete(args) -> int:
+    with HistoryStore() as store:
+        store.delete_conversation(args.id)
+    Console().print(Text(f"Deleted conversation {args.id}."))
+    return 0
+
+
+def cmd_purge(args) -> int:
+    with HistoryStore() as store:
+        n = store.purge(before=args.before)
+    Console().print(Text(f"Deleted {n} conversation{'s' if n != 1 else ''}."))
     return 0

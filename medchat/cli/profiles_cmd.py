@@ -35,6 +35,7 @@ def register(sub) -> None:
     x.add_argument("name")
     x.add_argument("out")
     x.add_argument("--merged", action="store_true")
+    x.add_argument("--force", action="store_true", help="replace OUT if it exists and is not empty")
     x.set_defaults(func=cmd_export)
 
 
@@ -107,6 +108,6 @@ def cmd_export(args) -> int:
     from medchat import profile_io
 
     fn = profile_io.export_merged if args.merged else profile_io.export_adapter
-    out = fn(_store(), args.name, args.out)
+    out = fn(_store(), args.name, args.out, force=args.force)
     print(f"exported '{args.name}' to {out}" + (" (merged full model)" if args.merged else " (PEFT adapter)"))
     return 0

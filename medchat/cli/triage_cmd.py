@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-from medchat.errors import UserError
+from medchat.errors import UsageError, UserError
 
 
 def register(sub) -> None:
@@ -61,7 +61,7 @@ def _messages(text: list[str]) -> list[str]:
         return messages
     joined = " ".join(text)
     if not joined.strip():
-        raise UserError("no message given; pass the text, or '-' to read messages from stdin")
+        raise UsageError("no message given; pass the text, or '-' to read messages from stdin")
     return [joined]
 
 

@@ -70,18 +70,25 @@ def _snippet(content: str, terms: list[str], width: int = 90) -> str:
     return ("…" if start else "") + text + ("…" if start + width < len(content) else "")
 
 
+def _busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED") or any(
+        word in str(exc) for word in ("locked", "busy"))
+
+
 class HistoryStore:
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path is not None else paths.history_db()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        paths.private_file(self.path)  # created 0600 before SQLite opens it; the -wal/-shm files inherit its mode
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # deleted conversations are overwritten, not just unlinked
             if user_version(conn) > SCHEMA_VERSION:
                 raise UserError(
                     f"the history database {self.path} was written by a newer medchat "
@@ -90,7 +97,7 @@ class HistoryStore:
             migrate(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if "locked" in str(exc) or "busy" in str(exc):
+            if _busy(exc):
                 raise UserError(f"the history database {self.path} is busy ({exc}); try again in a moment") from exc
             raise UserError(
                 f"cannot open the history database {self.path} ({exc}); move the file aside to start a new "
@@ -100,6 +107,9 @@ class HistoryStore:
             conn.close()
             raise
         self._conn = conn
+        for side in (Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            if side.exists():  # SQLite gives them the database's mode; older ones may predate that
+                paths.private_file(side)
 
     # ---- plumbing ---------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -199,6 +209,28 @@ class HistoryStore:
         found = self.conversations(limit=1)
         return found[0] if found else None
 
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Remove a conversation and its messages for good (secure_delete, search index, WAL)."""
+        with self._write() as db:
+            self._require_conversation(db, conversation_id)
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))  # messages cascade
+        self._scrub()
+
+    def purge(self, before: str | None = None) -> int:
+        """Remove every conversation last updated before the ISO date `before` (all when None); the count."""
+        with self._write() as db:
+            where, params = ("WHERE updated < ?", (before,)) if before else ("", ())
+            n = db.execute(f"DELETE FROM conversations {where}", params).rowcount
+        self._scrub()
+        return max(0, n)
+
+    def _scrub(self) -> None:
+        """Leave no copy of deleted text: merge the search index, then empty the WAL into the database."""
+        with self._lock:
+            db = self._db()
+            db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # ---- messages ---------------------------------------------------------------------------
     def add_message(self, conversation_id: int, role: str, content: str, status: str = "complete", **meta) -> int:
         self._check(role, status)
@@ -279,14 +311,18 @@ class HistoryStore:
             sql = select + f"messages m JOIN conversations c ON c.id = m.conversation_id WHERE 1{likes} ORDER BY m.id DESC LIMIT ?"
         try:
             rows = self._read(sql, (*params, max(0, int(limit))))
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):  # another medchat holds the database: say so, not "no results"
+                raise UserError(f"the history database {self.path} is busy ({exc}); another medchat is writing "
+                                "to it, try the search again in a moment") from exc
             return []
         # "title" repeats conversation_title so a hit can be labelled like a conversations() row
         return [dict(row) | {"title": row["conversation_title"], "snippet": _snippet(row["content"], terms)} for row in rows]
 
     # ---- export and maintenance -------------------------------------------------------------
-    def export(self, conversation_id: int, fmt: str, path: Path) -> Path:
-        """Write one conversation as Markdown or JSON (atomically); return the file written."""
+    def export(self, conversation_id: int, fmt: str, path: Path, overwrite: bool = True) -> Path:
+        """Write one conversation as Markdown or JSON (atomically); return the file written.
+        `overwrite=False` refuses an existing file (the CLI's default; `--force` overwrites)."""
         from medchat.history.export import render
 
         fmt = (fmt or "").lower().lstrip(".")
@@ -298,6 +334,8 @@ class HistoryStore:
         target = Path(path).expanduser()
         if target.is_dir():
             target = target / f"medchat-conversation-{conversation_id}.{fmt}"
+        if target.exists() and not overwrite:
+            raise UserError(f"'{target}' already exists; choose another path or pass --force to overwrite it")
         paths.atomic_write_text(target, render(conversation, messages, fmt))
         return target
 

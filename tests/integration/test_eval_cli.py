@@ -88,15 +88,15 @@ def test_json_output_and_reward(setup, tiny_model_dir, tmp_path, capsys, monkeyp
     assert "reward" in (out / "report.md").read_text()
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--profiles", "base,nope"], "unknown profile 'nope'"),
-    (["--limit", "0"], "--limit"),
-    (["--reward", "p1"], "not a reward model"),
-    (["--profiles", "rm1"], "cannot write replies"),
-    (["--batch-size", "0"], "--batch-size"),
+@pytest.mark.parametrize("extra, message, code", [
+    (["--profiles", "base,nope"], "unknown profile 'nope'", 1),
+    (["--limit", "0"], "--limit", 2),
+    (["--reward", "p1"], "not a reward model", 1),
+    (["--profiles", "rm1"], "cannot write replies", 1),
+    (["--batch-size", "0"], "--batch-size", 2),
 ])
-def test_user_errors(setup, tiny_model_dir, tmp_path, capsys, extra, message):
-    assert main(_args(setup, tiny_model_dir, tmp_path / "o", *extra)) == 2
+def test_user_errors(setup, tiny_model_dir, tmp_path, capsys, extra, message, code):
+    assert main(_args(setup, tiny_model_dir, tmp_path / "o", *extra)) == code  # 2: usage, 1: runtime
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -104,5 +104,5 @@ def test_user_errors(setup, tiny_model_dir, tmp_path, capsys, extra, message):
 def test_empty_dataset_is_a_user_error(setup, tiny_model_dir, tmp_path, capsys):
     empty = tmp_path / "empty.json"
     empty.write_text("[]")
-    assert main(_args(empty, tiny_model_dir, tmp_path / "o")) == 2
+    assert main(_args(empty, tiny_model_dir, tmp_path / "o")) == 1
     assert "no samples to evaluate" in capsys.readouterr().err

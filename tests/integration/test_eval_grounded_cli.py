@@ -71,13 +71,13 @@ def test_table_and_no_fast(setup, tiny_model_dir, medchat_home, capsys):
     assert len(runs) == 1 and (runs[0] / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--profiles", "base,nope"], "unknown profile 'nope'"),
-    (["--kb", "nosuchkb"], "unknown knowledge base 'nosuchkb'"),
-    (["--limit", "0"], "--limit"),
+@pytest.mark.parametrize("extra, message, code", [
+    (["--profiles", "base,nope"], "unknown profile 'nope'", 1),
+    (["--kb", "nosuchkb"], "unknown knowledge base 'nosuchkb'", 1),
+    (["--limit", "0"], "--limit", 2),
 ])
-def test_user_errors(setup, tiny_model_dir, capsys, extra, message):
+def test_user_errors(setup, tiny_model_dir, capsys, extra, message, code):
     argv = ["eval", "grounded", "--questions", str(setup), "--base", str(tiny_model_dir), "--kb", "fx", *extra]
-    assert main(argv) == 2
+    assert main(argv) == code  # 2: usage, 1: runtime
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -125,14 +125,15 @@ def test_generation_eval_still_needs_its_options(setup, capsys):
     assert "eval needs --profiles and --dataset" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--profiles", "base,nope"], "unknown profile 'nope'"),
-    (["--profiles", "rm1"], "'rm1' is a reward profile and cannot write replies"),
-    (["--limit", "0"], "--limit"),
-    (["--batch-size", "0"], "--batch-size"),
+@pytest.mark.parametrize("extra, message, code", [
+    (["--profiles", "base,nope"], "unknown profile 'nope'", 1),
+    (["--profiles", "rm1"], "'rm1' is a reward profile and cannot write replies", 1),
+    (["--limit", "0"], "--limit", 2),
+    (["--batch-size", "0"], "--batch-size", 2),
 ])
-def test_user_errors(setup, tiny_model_dir, capsys, extra, message):
-    assert main(["eval", "mcq", str(setup["medqa"]), "--base", str(tiny_model_dir), "--profiles", "base", *extra]) == 2
+def test_user_errors(setup, tiny_model_dir, capsys, extra, message, code):
+    argv = ["eval", "mcq", str(setup["medqa"]), "--base", str(tiny_model_dir), "--profiles", "base", *extra]
+    assert main(argv) == code  # 2: usage, 1: runtime
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and "--reward" not in err
 
@@ -140,8 +141,8 @@ def test_user_errors(setup, tiny_model_dir, capsys, extra, message):
 def test_bad_row_and_missing_file(setup, tiny_model_dir, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(MEDQA[0]) + "\n" + json.dumps(dict(MEDQA[1], answer_idx="Q")) + "\n", encoding="utf-8")
-    assert main(["eval", "mcq", str(bad), "--profiles", "base", "--base", str(tiny_model_dir)]) == 2
+    assert main(["eval", "mcq", str(bad), "--profiles", "base", "--base", str(tiny_model_dir)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"medchat: {bad}:2: answer_idx 'Q' is not one of the options A, B, C"
-    assert main(["eval", "mcq", str(tmp_path / "none.json"), "--profiles", "base"]) == 2
+    assert main(["eval", "mcq", str(tmp_path / "none.json"), "--profiles", "base"]) == 1
     assert capsys.readouterr().err.strip() == f"medchat: {tmp_path / 'none.json'}: no such file"

@@ -82,6 +82,32 @@ def test_export(seeded, tmp_path, capsys):
     assert json.loads(target.read_text(encoding="utf-8"))["conversation"]["id"] == seeded["flu"]
 
 
+def test_export_refuses_to_overwrite_without_force(seeded, tmp_path):
+    target = tmp_path / "flu.md"
+    target.write_text("mine", encoding="utf-8")
+    with pytest.raises(UserError, match="already exists.*--force"):
+        run(["history", "export", str(seeded["flu"]), "md", str(target)])
+    assert target.read_text(encoding="utf-8") == "mine"
+    assert run(["history", "export", str(seeded["flu"]), "md", str(target), "--force"]) == 0
+    assert "How long does flu last?" in target.read_text(encoding="utf-8")
+
+
+def test_delete_and_purge(seeded, capsys):
+    assert run(["history", "delete", str(seeded["flu"])]) == 0
+    assert f"Deleted conversation {seeded['flu']}" in capsys.readouterr().out
+    with HistoryStore() as store:
+        assert [c["id"] for c in store.conversations()] == [seeded["rash"]]
+    assert run(["history", "purge", "--before", "2000-01-01"]) == 0  # nothing that old
+    assert "Deleted 0 conversations" in capsys.readouterr().out
+    assert run(["history", "purge"]) == 0
+    assert "Deleted 1 conversation." in capsys.readouterr().out
+    with HistoryStore() as store:
+        assert store.conversations() == []
+    with pytest.raises(SystemExit) as exc:
+        run(["history", "purge", "--before", "last week"])
+    assert exc.value.code == 2
+
+
 def test_errors(seeded, tmp_path):
     for argv in (["history", "show", "999"], ["history", "export", "999", "md", str(tmp_path / "x.md")]):
         with pytest.raises(UserError, match="medchat history list"):

@@ -177,6 +177,13 @@ def test_export_refusals(tiny_model_dir, lora_a, tmp_path):
     with pytest.raises(UserError, match="exists and is not empty"):
         export_merged(store, "a", tmp_path / "busy")
     assert [p.name for p in (tmp_path / "busy").iterdir()] == ["keep.txt"]
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(UserError, match="--force"):
+        export_adapter(store, "a", tmp_path / "file")
+    assert export_adapter(store, "a", tmp_path / "busy", force=True) == tmp_path / "busy"
+    assert (tmp_path / "busy" / "adapter_config.json").is_file() and not (tmp_path / "busy" / "keep.txt").exists()
+    assert export_adapter(store, "a", tmp_path / "file", force=True).is_dir()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers of the replaced ones
     with pytest.raises(UserError, match="'base' has no adapter"):
         export_adapter(store, "base", tmp_path / "b")
     with pytest.raises(UserError, match="unknown profile"):

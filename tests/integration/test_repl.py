@@ -56,6 +56,7 @@ def test_tty_streams_replies_and_runs_commands(session, history, medchat_home):
     stored = history.messages(session.conversation_id)
     assert [m["role"] for m in stored] == ["user", "assistant"] * 2
     assert (medchat_home / "repl_history").read_text().count("is a cold serious?") == 1
+    assert (medchat_home / "repl_history").stat().st_mode & 0o777 == 0o600  # typed questions are private
 
 
 def test_tty_multiline_block_and_unknown_command(session):
@@ -128,7 +129,7 @@ def test_cli_chat_plain_and_continue(monkeypatch, capsys, history):
     assert len(convs) == 1  # the follow-up went into the same conversation
     assert [m["content"] for m in history.messages(convs[0]["id"]) if m["role"] == "user"] == ["what is a fever?", "and a cough?"]
 
-    assert main(["chat", "--profile", "no-such-profile"]) == 2
+    assert main(["chat", "--profile", "no-such-profile"]) == 1
     assert "unknown profile 'no-such-profile'" in capsys.readouterr().err
 
 

@@ -88,7 +88,7 @@ def test_cli_errors_are_one_line(tiny_model_dir, mem_file, capsys):
     assert "--name is required" in capsys.readouterr().err
     assert main(["train", "--name", "x", "--base", str(tiny_model_dir)]) == 2
     assert "no dataset given" in capsys.readouterr().err
-    assert main(["train", "--name", "x", "--dataset", "nope_nope"]) == 2
+    assert main(["train", "--name", "x", "--dataset", "nope_nope"]) == 1  # runtime: no such dataset
     assert "unknown dataset 'nope_nope'" in capsys.readouterr().err
 
 

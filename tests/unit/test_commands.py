@@ -157,3 +157,22 @@ def test_help_is_generated_from_the_registry(session):
 def test_format_table_aligns_columns():
     lines = format_table(["a", "bb"], [["xxx", "y"]]).splitlines()
     assert lines[0].index("bb") == lines[2].index("y")
+
+
+def test_forget_deletes_the_current_conversation(tmp_path):
+    from medchat.history import HistoryStore
+
+    with HistoryStore(tmp_path / "h.db") as history:
+        engine = FakeEngine(install_fake_profiles(ProfileStore()))
+        session = ChatSession(engine, history=history, kb=None, triage=lambda t: None)
+        ask(session, "keep this one")
+        kept = session.conversation_id
+        run(session, "/clear")
+        ask(session, "forget this one")
+        gone = session.conversation_id
+        result = run(session, "/forget")
+        assert result.kind == "action" and result.action == "clear" and str(gone) in result.text
+        assert session.messages == [] and session.conversation_id is None
+        assert [c["id"] for c in history.conversations()] == [kept]
+        assert run(session, "/forget").kind == "action"  # nothing saved yet: still a clean new conversation
+        assert [c["id"] for c in history.conversations()] == [kept]

@@ -223,3 +223,47 @@ def test_closed_store_refuses_calls(store):
     store.close()
     with pytest.raises(RuntimeError):
         store.conversations()
+
+
+def _mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_state_dir_and_database_files_are_private(medchat_home):
+    medchat_home.mkdir(parents=True, exist_ok=True)
+    medchat_home.chmod(0o755)  # as an older medchat left it
+    with HistoryStore() as store:
+        store.add_message(store.new_conversation(), "user", "my private symptom")
+        assert _mode(paths.home()) == 0o700
+        for name in ("history.db", "history.db-wal", "history.db-shm"):
+            assert _mode(medchat_home / name) == 0o600, name
+
+
+def _raw_bytes(store) -> bytes:
+    return b"".join(p.read_bytes() for p in store.path.parent.glob(store.path.name + "*"))
+
+
+def test_delete_conversation_leaves_no_trace(store):
+    gone = store.new_conversation()
+    store.add_message(gone, "user", "zebrafishrash secret")
+    kept = store.new_conversation()
+    store.add_message(kept, "user", "a cough that stays")
+    assert b"zebrafishrash" in _raw_bytes(store)
+    store.delete_conversation(gone)
+    assert [c["id"] for c in store.conversations()] == [kept]
+    assert store.search("zebrafishrash") == [] and store.search("cough")
+    assert b"zebrafishrash" not in _raw_bytes(store)  # secure_delete + index merge + WAL checkpoint
+    assert store.integrity_ok()
+    with pytest.raises(UserError, match="no conversation with id"):
+        store.delete_conversation(gone)
+
+
+def test_purge_all_or_before_a_date(store):
+    old, new = store.new_conversation(), store.new_conversation()
+    for cid in (old, new):
+        store.add_message(cid, "user", f"message {cid}")
+    store._conn.execute("UPDATE conversations SET updated = '2020-01-01T00:00:00+00:00' WHERE id = ?", (old,))
+    assert store.purge(before="2021-01-01T00:00:00+00:00") == 1
+    assert [c["id"] for c in store.conversations()] == [new]
+    assert store.purge() == 1 and store.conversations() == []
+    assert store.search("message") == []

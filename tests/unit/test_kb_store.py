@@ -231,3 +231,12 @@ def test_warm_up_opens_and_caches(docs, fake):
     assert fake.calls == calls + 1  # the embedder ran once
     with pytest.raises(UserError, match="medchat kb build"):
         kb.warm_up("absent")
+
+
+@pytest.mark.parametrize("name", ["notes\n", "notes\nx", "\nnotes", ".hidden", "a" * 65])
+def test_kb_names_must_match_in_full(name):
+    from kb.store import check_name
+
+    with pytest.raises(UserError, match="invalid knowledge base name"):
+        check_name(name)
+    assert check_name("notes-1.v2") == "notes-1.v2"

@@ -136,6 +136,16 @@ def test_corrupt_manifest_is_a_user_error_with_the_fix(store, adapter):
         store.get("a")
 
 
+def test_manifest_name_must_match_its_directory(store, adapter):
+    install(store, "a", adapter)
+    (store.root / "a").rename(store.root / "copy")  # copied by hand: the manifest still says "a"
+    with pytest.raises(UserError, match="name = 'a' but its directory is 'copy'") as exc:
+        store.get("copy")
+    assert "\n" not in str(exc.value)
+    store.remove("copy")  # still removable
+    assert store.names() == [BASE_PROFILE]
+
+
 def test_manifest_ignores_unknown_keys():
     p = Profile.from_toml('name = "x"\nkind = "chat"\nfuture_field = 3\n')
     assert p.name == "x" and p.kind == "chat"

@@ -123,7 +123,9 @@ def _resumable(cfg):
     return prior if has_ckpt else None
 
 
-def run(name_or_path: str, overrides: dict | None = None, quiet: bool = False) -> list:
+def run(name_or_path: str, overrides: dict | None = None, quiet: bool = False,
+        remote_code_flag: bool | None = None) -> list:
+    """`remote_code_flag`: whether --trust-remote-code was on the command line (None: not from a CLI)."""
     import time
 
     from medchat.profiles import ProfileStore
@@ -131,6 +133,10 @@ def run(name_or_path: str, overrides: dict | None = None, quiet: bool = False) -
 
     path = find(name_or_path)
     cfgs, control = plan(load_recipe(path), overrides)
+    if remote_code_flag is not None:
+        from trainer.config import gate_remote_code
+
+        gate_remote_code(cfgs, remote_code_flag)
     store = ProfileStore()
     if _truthy(control.get("force", False)):
         for cfg in reversed(cfgs):
