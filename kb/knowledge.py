@@ -65,7 +65,7 @@ class KnowledgeBase:
     def _open_default(cls) -> "KnowledgeBase":
         with store.lock(DEFAULT_KB):
             if not store.exists(DEFAULT_KB):
-                kb = cls._create(DEFAULT_KB, None, None, allow_empty=True)
+                kb = cls._from_shipped() or cls._create(DEFAULT_KB, None, None, allow_empty=True)
                 kb.manifest["bundled_from"] = "kb/data/default"
                 kb._write()
             else:
@@ -73,6 +73,20 @@ class KnowledgeBase:
             if kb.manifest.get("bundled_from"):
                 kb._sync_bundled()
         return kb
+
+    @classmethod
+    def _from_shipped(cls) -> "KnowledgeBase | None":
+        """The default KB from the index shipped with the package, when it was built from these very
+        documents with this embedder (saves embedding them all on first use); else None."""
+        from kb import shipped
+
+        manifest = shipped.usable(DEFAULT_DATA)
+        if manifest is None:
+            return None
+        try:
+            return cls(DEFAULT_KB, *shipped.load(manifest))
+        except (OSError, ValueError, KeyError, RuntimeError):  # damaged: build from the documents instead
+            return None
 
     def _sync_bundled(self) -> None:
         """Bring the default KB in line with the documents shipped in kb/data/default (new app

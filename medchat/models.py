@@ -7,6 +7,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,10 +136,10 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from medchat.paths import staging_dir
+    from medchat.quiet import no_tqdm
 
-    print(f"medchat: preparing the embedded model from {gguf.name} (first run only, ~30 s)…",
-          flush=True)
-    with staging_dir(out) as tmp:
+    print("medchat: converting the embedded model (first run only, ~30 s)…", file=sys.stderr, flush=True)
+    with staging_dir(out) as tmp, no_tqdm("transformers.modeling_gguf_pytorch_utils"):
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
         # the weights are already dequantized to float; drop the GGUF marker that blocks saving

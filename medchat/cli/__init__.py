@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medchat", description="Private, offline doctor-style chat that fine-tunes its own models.",
                                      epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"medchat {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the libraries' own progress bars, logs and warnings (hidden by default)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (ask, profiles_cmd, bench_cmd, *_room_modules()):
         module.register(sub)
@@ -59,8 +61,14 @@ def hub_offline() -> None:
 def main(argv: list[str] | None = None) -> int:
     hub_offline()
     argv = sys.argv[1:] if argv is None else argv
+    verbose = "--verbose" in argv  # global, but accepted anywhere: `medchat ask --verbose "q"` works too
+    argv = [a for a in argv if a != "--verbose"]
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["chat", *argv]  # bare `medchat [options]` opens the chat
+    argv = ["--verbose", *argv] if verbose else argv
+    from medchat import quiet
+
+    quiet.configure(verbose)  # before any command imports transformers
     try:  # Ctrl-C while the parser imports the rooms is an interruption too, not a traceback
         parser = build_parser()
         try:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medchat.engine.lora_weights import LoraModule, load_lora
+from medchat.quiet import library_warnings
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
 _FUSED = {"qkv": ("q_proj", "k_proj", "v_proj"), "o": ("o_proj",), "gate_up": ("gate_proj", "up_proj"),
@@ -68,8 +69,9 @@ def _quantize(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
     lin.weight.data = weight.float().contiguous()
     if bias is not None:
         lin.bias.data = bias.float()
-    q = torch.ao.quantization.quantize_dynamic(
-        nn.Sequential(lin), {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    with library_warnings():  # torch deprecates the quantized tensor API this path relies on
+        q = torch.ao.quantization.quantize_dynamic(
+            nn.Sequential(lin), {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8)
     return q[0]
 
 

@@ -1,0 +1,44 @@
+"""Normal use prints nothing on stderr but medchat's own lines; `--verbose` lets the libraries speak."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _medchat(*argv, home: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MEDCHAT_VERBOSE", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY")}
+    env.update(MEDCHAT_HOME=str(home), PYTHONPATH=str(ROOT), PYTHONWARNINGS="")
+    return subprocess.run([sys.executable, "-m", "medchat", *map(str, argv)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _foreign(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("medchat:")]
+
+
+def test_kb_list_is_quiet(tmp_path):
+    run = _medchat("kb", "list", home=tmp_path)
+    assert run.returncode == 0 and "default" in run.stdout
+    assert _foreign(run.stderr) == [], run.stderr
+
+
+@pytest.mark.slow
+def test_ask_is_quiet_and_verbose_shows_library_output(tmp_path, tiny_model_dir):
+    ask = ["ask", "hi", "--base", tiny_model_dir, "--no-kb", "--max-new-tokens", "4"]
+    run = _medchat(*ask, home=tmp_path)
+    assert run.returncode == 0 and run.stdout.strip(), run.stderr
+    assert _foreign(run.stderr) == [], run.stderr
+
+    # on CPU the int8 path creates quantized tensors; torch warns that this API is deprecated, and
+    # --verbose must let that warning through
+    loud = _medchat("--verbose", *ask, "--device", "cpu", home=tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert "quantize_per" in loud.stderr, loud.stderr
