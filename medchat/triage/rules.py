@@ -54,17 +54,17 @@ def _negated(clause: str) -> bool:
     return any(w in _NEG_EN or w.endswith("n't") for w in words) or bool(_NEG_ZH.search(clause.strip()))
 
 
-def _find(pattern: re.Pattern, text: str) -> str | None:
-    """First match that is neither negated nor inside a hypothetical clause."""
+def _find(pattern: re.Pattern, text: str, hypothetical_ok: bool = False) -> str | None:
+    """First match that is neither negated nor (unless `hypothetical_ok`) inside a hypothetical clause."""
     for m in pattern.finditer(text):
         clause = _clause_before(text, m.start())
-        if not _negated(clause) and not _HYPO.search(clause):
+        if not _negated(clause) and (hypothetical_ok or not _HYPO.search(clause)):
             return m.group(0).strip()
     return None
 
 
-def _fires(r: Rule, text: str) -> str | None:
-    hits = [] if r.unless and r.unless.search(text) else [_find(pattern, text) for pattern in r.all_of]
+def _fires(r: Rule, text: str, hypothetical_ok: bool = False) -> str | None:
+    hits = [] if r.unless and r.unless.search(text) else [_find(pattern, text, hypothetical_ok) for pattern in r.all_of]
     return " + ".join(hits) if hits and all(hits) else None
 
 
@@ -150,7 +150,9 @@ def match_rules(norm: str) -> tuple[str, str] | None:
     for category, rules in RULES.items():
         if (knowledge or resolved) and category != "self_harm":
             continue
-        hits = [_infant_fever(norm)] if category == "infant_fever" else (_fires(r, norm) for r in rules)
+        # "if I wanted to end my life..." is asked by people at risk: self-harm skips the hypothetical filter
+        hits = [_infant_fever(norm)] if category == "infant_fever" else (
+            _fires(r, norm, hypothetical_ok=category == "self_harm") for r in rules)
         matched = next((h for h in hits if h), None)
         if matched:
             return category, matched

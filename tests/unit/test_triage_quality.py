@@ -1,0 +1,41 @@
+"""Triage quality on the held-out test split (families the model and the thresholds never saw).
+
+Issue 10's targets are recall >= 0.98 in each language, 1.00 for self-harm, false alarms <= 5%.
+Not yet reached: the bounds below are today's measured figures less a small margin, so the test
+catches a regression; raise them as the model improves. Every miss is listed by
+`medchat triage --eval test`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from medchat.triage import triage
+from medchat.triage.corpus import load_rows, select
+from medchat.triage.evaluate import evaluate
+
+FLOORS = {  # language: (recall, self-harm recall, false-alarm ceiling)
+    "en": (0.95, 1.00, 0.06),
+    "zh": (0.95, 0.90, 0.10),
+}
+
+
+@pytest.fixture(scope="module")
+def result():
+    return evaluate(select(load_rows(), "test"), triage)
+
+
+@pytest.mark.parametrize("lang", sorted(FLOORS))
+def test_held_out_recall_and_false_alarms(result, lang):
+    recall, self_harm, alarms = FLOORS[lang]
+    got = result["languages"][lang]
+    assert got["recall"] >= recall, got
+    assert got["self_harm_recall"] >= self_harm, [m for m in result["misses"] if m["category"] == "self_harm"]
+    assert got["false_alarm_rate"] <= alarms, got
+
+
+def test_every_category_is_tested_in_both_languages():
+    rows = select(load_rows(), "test")
+    for lang in ("en", "zh"):
+        cats = {r.category for r in rows if r.emergency and r.lang == lang}
+        assert len(cats) >= 25
