@@ -206,6 +206,15 @@ class ChatSession:
             yield TurnEvent("triage", text=triage.guidance, triage=triage)
         yield from self._reply(text, cancel, triage)
 
+    def keep_unsent(self, texts: list[str]) -> None:
+        """Record user messages that were typed but never answered (the chat is closing)."""
+        if self.history is None or not texts:
+            return
+        self._ensure_conversation()
+        for text in texts:
+            self.messages.append({"role": "user", "content": text,
+                                  "id": self.history.add_message(self.conversation_id, "user", text)})
+
     def _reply(self, text: str, cancel, triage) -> Iterator[TurnEvent]:
         sources = self.retrieve(text)
         self.last_sources = sources

@@ -118,7 +118,8 @@ def run(args) -> int:
 
     app = MedchatApp(loader=lambda: build_session(args, history, lambda label: app.call_from_thread(app.set_loading, label),
                                                   notes, config),
-                     loading_label=loading_label(args), notices=notes, disclaimer=disclaimer(where=config.triage_region()))
+                     loading_label=loading_label(args), notices=notes, disclaimer=disclaimer(where=config.triage_region()),
+                     history=history)
     app.run()
     if app.load_error:
         print(f"medchat: {app.load_error}", file=sys.stderr)

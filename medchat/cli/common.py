@@ -66,11 +66,17 @@ def install_shipped(store, base: str | None) -> None:
     """First run: install the profiles shipped in the package; never a reason for chat to fail."""
     import sys
 
-    from medchat.builtin_profiles import install_builtin
+    from medchat.builtin_profiles import install_builtin, shipped
     from medchat.models import resolve_base
 
+    if not shipped():
+        return
     try:
-        for name in install_builtin(store, model_dir=resolve_base(base)):
+        model_dir = resolve_base(base)
+    except UserError:  # loading the engine reports this, once
+        return
+    try:
+        for name in install_builtin(store, model_dir=model_dir):
             print(f"medchat: installed the shipped profile '{name}'", file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - a broken shipped folder must not stop the chat
         print(f"medchat: could not install the shipped profiles ({exc})", file=sys.stderr)

@@ -51,7 +51,7 @@ class MedchatApp(App):
     ]
 
     def __init__(self, session=None, loader: Callable | None = None, loading_label: str = "loading model…",
-                 disclaimer: str | None = None, notices: list[str] | None = None):
+                 disclaimer: str | None = None, notices: list[str] | None = None, history=None):
         """Pass a ready `session`, or a `loader` that builds one (called in a worker thread).
         `notices` are shown when the session is ready (the loader may still add to the list)."""
         super().__init__()
@@ -61,6 +61,7 @@ class MedchatApp(App):
             disclaimer = default_disclaimer()
         self.disclaimer = disclaimer
         self.session = session
+        self.history = history  # where messages typed before the session is ready are kept on exit
         self._loader = loader
         self._loading_label = loading_label
         self._start_notices = notices if notices is not None else []
@@ -167,6 +168,18 @@ class MedchatApp(App):
             self._reply_worker(body)
         else:
             self._command_worker(body)
+
+    def on_unmount(self) -> None:
+        """Messages typed but never sent (the model still loading, or a turn running) are kept."""
+        unsent = [body for kind, body, _ in self._queue if kind == "message"]
+        if not unsent:
+            return
+        if self.session is not None:
+            self.session.keep_unsent(unsent)
+        elif self.history is not None:
+            cid = self.history.new_conversation()
+            for body in unsent:
+                self.history.add_message(cid, "user", body)
 
     async def _next_in_queue(self) -> None:
         if self._queue and self.session is not None and not self.busy:

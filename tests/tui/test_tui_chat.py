@@ -200,6 +200,26 @@ async def test_messages_typed_while_loading_wait_for_the_model(store):
         assert not app.query_one(UserMessage).has_class("pending")
 
 
+async def test_messages_typed_while_loading_are_kept_when_the_chat_closes(store, history):
+    from medchat.tui.app import MedchatApp
+
+    never = threading.Event()
+
+    def loader():  # the model never finishes loading while the user types
+        never.wait(30)
+        raise RuntimeError("closed before loading")
+
+    app = MedchatApp(loader=loader, loading_label="loading…", disclaimer="x", history=history)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(app, pilot, "first while loading")
+        await send(app, pilot, "second while loading")
+        await pilot.pause()
+    never.set()
+    conv = history.last_conversation()
+    assert [(m["role"], m["content"]) for m in history.messages(conv["id"])] == [
+        ("user", "first while loading"), ("user", "second while loading")]
+
+
 async def test_completion_and_input_history(make_app):
     app, session, engine = make_app()
     async with app.run_test(size=SIZE) as pilot:
