@@ -32,8 +32,9 @@ MARKER = "builtin_profiles.json"
 DEFAULT_CHAT_PROFILE = "doctor"
 
 
-def shipped(builtin_dir: Path = BUILTIN_DIR) -> dict[str, Path]:
-    """name -> folder of every complete shipped profile."""
+def shipped(builtin_dir: Path | None = None) -> dict[str, Path]:
+    """name -> folder of every complete shipped profile (in BUILTIN_DIR unless told otherwise)."""
+    builtin_dir = Path(builtin_dir or BUILTIN_DIR)
     if not builtin_dir.is_dir():
         return {}
     return {d.name: d for d in sorted(builtin_dir.iterdir())
@@ -67,7 +68,7 @@ def _prepared_base_dir(base: str) -> Path | None:
 
 
 def install_builtin(store: ProfileStore | None = None, model_dir: Path | None = None,
-                    builtin_dir: Path = BUILTIN_DIR) -> list[str]:
+                    builtin_dir: Path | None = None) -> list[str]:
     """Install the shipped profiles that are due (see the module doc); return the names installed.
 
     `model_dir`: the base that will be loaded; None uses each profile's own base when it is

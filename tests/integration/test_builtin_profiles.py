@@ -64,11 +64,13 @@ def test_a_failed_install_leaves_no_profile_and_is_retried(tiny_model_dir, lora_
     def boom(*a, **k):
         raise OSError("disk full")
 
+    copytree = shutil.copytree
     monkeypatch.setattr(shutil, "copytree", boom)
     with pytest.raises(OSError):
         bp.install_builtin(store, tiny_model_dir, ship)
     assert not store.exists("doctor") and not bp.installed_before()
-    monkeypatch.undo()
+    # not monkeypatch.undo(): that would also undo the test's temporary MEDCHAT_HOME
+    monkeypatch.setattr(shutil, "copytree", copytree)
     assert bp.install_builtin(ProfileStore(), tiny_model_dir, ship) == ["doctor"]
 
 
@@ -84,7 +86,6 @@ def test_chat_and_ask_default_to_the_shipped_doctor(tiny_model_dir, lora_a, tmp_
     ship = tmp_path / "builtin"
     _ship(ship, lora_a, fingerprint(tiny_model_dir))
     monkeypatch.setattr(bp, "BUILTIN_DIR", ship)
-    monkeypatch.setattr(bp.install_builtin, "__defaults__", (None, None, ship))
     engine = make_engine(_args(base=str(tiny_model_dir)))
     assert engine.profile.name == "doctor" and ProfileStore().exists("doctor")
     assert make_engine(_args(base=str(tiny_model_dir), profile="base")).profile.name == "base"
