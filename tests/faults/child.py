@@ -156,7 +156,27 @@ def eval_results(work: Path, rng: random.Random) -> None:
         paths.atomic_write_text(results / "summary.json", json.dumps({"gen": gen, "pad": "x" * 200_000}))
 
 
-SCENARIOS = {"profiles": profiles, "kb": kb, "history": history, "eval": eval_results}
+# --- 5. training checkpoints (the run store, with a stand-in for the weights) --------------------
+def checkpoints(work: Path, rng: random.Random) -> None:
+    from trainer.runs import Run
+
+    run = Run(work / "run")
+    latest = run.latest_checkpoint()  # where --resume would start
+    step = int((latest / "COMPLETE").read_text()) if latest else 0
+
+    def write(tmp: Path, step: int) -> None:  # the shape of trainer/stages/loop.py's write()
+        (tmp / "adapter").mkdir()
+        (tmp / "adapter" / "adapter_model.safetensors").write_bytes(step.to_bytes(4, "little") * 100_000)
+        (tmp / "optimizer.pt").write_bytes(step.to_bytes(4, "little") * 200_000)
+        (tmp / "state.json").write_text(json.dumps({"step": step}))
+
+    ready()
+    while True:
+        step += 1
+        run.save_checkpoint(step, lambda tmp: write(tmp, step))
+
+
+SCENARIOS = {"profiles": profiles, "kb": kb, "history": history, "eval": eval_results, "checkpoints": checkpoints}
 
 if __name__ == "__main__":
     scenario, workdir, seed = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])

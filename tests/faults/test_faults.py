@@ -141,3 +141,28 @@ def test_eval_results_survive_kills(tmp_path):
 
     run_kills("eval", tmp_path, kills=50, seed=1304, window=(0.0, 0.3), check=check)
     assert seen["gen"] > 10, "the kills never let a write finish: the test checks nothing"
+
+
+# --- 5. training checkpoints: what --resume would pick up --------------------------------------------
+def test_checkpoints_survive_kills(tmp_path):
+    from trainer.runs import Run
+
+    seen = {"step": 0}
+
+    def check(_i):
+        run = Run(tmp_path / "run")
+        latest = run.latest_checkpoint()  # also clears the half-saved temp dirs
+        if latest is None:
+            assert seen["step"] == 0, "every checkpoint vanished"
+            return
+        step = json.loads((latest / "state.json").read_text())["step"]
+        assert int((latest / "COMPLETE").read_text()) == step, "COMPLETE and state.json disagree"
+        assert step >= seen["step"], f"latest checkpoint went back from {seen['step']} to {step}"
+        seen["step"] = step
+        tag = step.to_bytes(4, "little")
+        assert (latest / "adapter" / "adapter_model.safetensors").read_bytes() == tag * 100_000, "adapter partial"
+        assert (latest / "optimizer.pt").read_bytes() == tag * 200_000, "optimizer state partial"
+        assert [p.name for p in run.checkpoints_dir.iterdir() if p.name.startswith(".")] == []
+
+    run_kills("checkpoints", tmp_path, kills=25, seed=1305, window=(0.0, 0.3), check=check)
+    assert seen["step"] > 10, "the kills never let a save finish: the test checks nothing"
