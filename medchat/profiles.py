@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import re
 import shutil
 import tomllib
@@ -212,10 +213,27 @@ class ProfileStore:
             raise UserError("the built-in 'base' profile cannot be renamed")
         if self.exists(new):
             raise UserError(f"profile '{new}' already exists")
-        (self.root / old).rename(self.root / new)
-        for p in [self._read(new), *[self.get(k) for k in self.children(old)]]:
-            p.chain = [new if c == old else c for c in p.chain]
-            if p.name == old:
-                p.name = new
-            self.update(p)
+        kids = [self.get(k) for k in self.children(old)]
+        # Crash-safe order: the new dir appears complete (manifest already naming it), then the
+        # children are repointed, then the old dir goes. A kill at any point leaves profiles that all
+        # load (at worst under both names), never a dir whose manifest names another profile.
+        prof.name, prof.chain = new, [new if c == old else c for c in prof.chain]
+        with paths.staging_dir(self.root / new) as tmp:
+            shutil.copytree(self.root / old, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
+            (tmp / "profile.toml").unlink()  # a hard link to the old manifest: write a new file instead
+            (tmp / "profile.toml").write_text(prof.to_toml(), encoding="utf-8")
+        for kid in kids:
+            kid.chain = [new if c == old else c for c in kid.chain]
+            self.update(kid)
+        trash = self.root / f".staging-removed-{old}"
+        (self.root / old).rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
         return self.get(new)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link (no adapter bytes copied) where the filesystem allows it, else copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
