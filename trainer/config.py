@@ -293,7 +293,7 @@ def load_config(source=None, overrides: dict | None = None) -> TrainConfig:
             raise UserError(f"recipe file '{path}' does not exist")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise UserError(f"cannot parse recipe '{path}': {exc}") from None
         if not isinstance(data, dict):
             raise UserError(f"recipe '{path}' must be a mapping of options")

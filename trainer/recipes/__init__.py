@@ -46,7 +46,7 @@ def load_recipe(path: Path) -> dict:
 
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot parse recipe '{path}': {exc}") from None
     stages = data.get("stages") if isinstance(data, dict) else None
     if not isinstance(stages, list) or not stages or not all(isinstance(s, dict) for s in stages):
