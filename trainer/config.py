@@ -254,7 +254,7 @@ def coerce(canon: str, value):
         if kind is float:
             return float(value)
         return "" if value is None else str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int("inf")
         raise UserError(f"{canon} expects {getattr(kind, '__name__', kind)}, got '{value}'") from None
 
 

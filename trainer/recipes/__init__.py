@@ -90,6 +90,8 @@ def plan(recipe: dict, overrides: dict | None = None) -> tuple[list, dict]:
         kind, name = stage.get("stage"), stage.get("name")
         if not kind or not name:
             raise UserError(f"recipe stage {i + 1} needs both `stage:` and `name:`")
+        if isinstance(kind, (list, dict)) or isinstance(name, (list, dict)):
+            raise UserError(f"recipe stage {i + 1}: `stage:` and `name:` must be plain words, not lists or mappings")
         ids.setdefault(str(kind), i)
         ids[str(name)] = i
     glob, scoped, control = split_overrides(overrides or {}, ids)
