@@ -12,11 +12,17 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+def one_line(text) -> str:
+    """Text folded onto one line: messages often embed a library's multi-line error (YAML, pandas)."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 class UserError(Exception):
-    """A problem the user can fix. The CLI prints `medchat: <message>` and exits with `code`."""
+    """A problem the user can fix. The CLI prints `medchat: <message>` and exits with `code`.
+    The message is always one line, whatever library text was put into it."""
 
     def __init__(self, message: str, code: int = EXIT_RUNTIME):
-        super().__init__(message)
+        super().__init__(one_line(message))
         self.code = code
 
 

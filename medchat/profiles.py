@@ -61,9 +61,26 @@ class Profile:
     def from_toml(cls, text: str, path: Path | None = None) -> "Profile":
         data = tomllib.loads(text)
         known = set(cls.__dataclass_fields__) - {"path"}
-        prof = cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        _check_types(values)
+        prof = cls(**values)
         prof.path = path
         return prof
+
+
+_FIELD_TYPES = {"chain": list, "datasets": list, "metrics": dict, "generation": dict, "allow_pickle": bool}
+
+
+def _check_types(values: dict) -> None:
+    """A hand-edited manifest with `chain = 3` or `name = 1` fails here, not deep inside a command."""
+    for key, value in values.items():
+        kind = _FIELD_TYPES.get(key, str)
+        if not isinstance(value, kind):
+            raise TypeError(f"'{key}' must be a {kind.__name__}, got {type(value).__name__}")
+    if not all(isinstance(link, str) for link in values.get("chain", [])):
+        raise TypeError("'chain' must list profile names")
+    if not all(isinstance(ds, dict) for ds in values.get("datasets", [])):
+        raise TypeError("'datasets' must be a list of tables")
 
 
 def validate_name(name: str) -> str:
@@ -86,9 +103,11 @@ def check_adapter_dir(adapter: Path, allow_pickle: bool = False) -> dict:
     if not cfg_path.exists():
         raise UserError(f"'{adapter}' is not a PEFT adapter directory (no adapter_config.json)")
     try:
-        cfg = json.loads(cfg_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
         raise UserError(f"corrupt adapter_config.json in '{adapter}': {exc}") from None
+    if not isinstance(cfg, dict):
+        raise UserError(f"corrupt adapter_config.json in '{adapter}': expected a JSON object")
     if str(cfg.get("peft_type", "")).upper() != "LORA":
         raise UserError(f"'{adapter}' holds a {cfg.get('peft_type')} adapter; only LoRA adapters are supported")
     if not (adapter / ADAPTER_WEIGHTS).exists():
@@ -150,7 +169,7 @@ class ProfileStore:
             raise UserError(f"unknown profile '{name}'; installed profiles: {known}")
         try:
             return Profile.from_toml(manifest.read_text(encoding="utf-8"), path=path)
-        except (tomllib.TOMLDecodeError, TypeError) as exc:
+        except (tomllib.TOMLDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise UserError(f"corrupt manifest {manifest}: {exc}; remove it with `medchat profiles remove {name} --force`") from None
 
     def adapter_dir(self, name: str) -> Path:

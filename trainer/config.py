@@ -254,7 +254,7 @@ def coerce(canon: str, value):
         if kind is float:
             return float(value)
         return "" if value is None else str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int("inf")
         raise UserError(f"{canon} expects {getattr(kind, '__name__', kind)}, got '{value}'") from None
 
 
@@ -293,7 +293,7 @@ def load_config(source=None, overrides: dict | None = None) -> TrainConfig:
             raise UserError(f"recipe file '{path}' does not exist")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise UserError(f"cannot parse recipe '{path}': {exc}") from None
         if not isinstance(data, dict):
             raise UserError(f"recipe '{path}' must be a mapping of options")

@@ -336,7 +336,11 @@ class HistoryStore:
             target = target / f"medchat-conversation-{conversation_id}.{fmt}"
         if target.exists() and not overwrite:
             raise UserError(f"'{target}' already exists; choose another path or pass --force to overwrite it")
-        paths.atomic_write_text(target, render(conversation, messages, fmt))
+        try:
+            paths.atomic_write_text(target, render(conversation, messages, fmt))
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise UserError(f"cannot write '{target}': {reason}; choose another path") from None
         return target
 
     def integrity_ok(self) -> bool:

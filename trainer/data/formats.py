@@ -205,7 +205,7 @@ def detect(records: list[dict]) -> tuple[str, dict]:
     if {"instruction", "output"} <= keys:
         cols = {"prompt": "instruction", "query": "input", "response": "output",
                 "system": "system" if "system" in keys else None, "history": "history" if "history" in keys else None}
-        instructions = {r.get("instruction") for r in records if isinstance(r, dict)}
+        instructions = {repr(r.get("instruction")) for r in records if isinstance(r, dict)}  # may be unhashable
         inputs = [r.get("input") for r in records if isinstance(r, dict)]
         chatdoctor = (len(records) > 1 and len(instructions) == 1 and all(isinstance(i, str) and i.strip() for i in inputs))
         return ("chatdoctor" if chatdoctor else "alpaca"), {"columns": cols}

@@ -46,7 +46,7 @@ def load_recipe(path: Path) -> dict:
 
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot parse recipe '{path}': {exc}") from None
     stages = data.get("stages") if isinstance(data, dict) else None
     if not isinstance(stages, list) or not stages or not all(isinstance(s, dict) for s in stages):
@@ -90,6 +90,8 @@ def plan(recipe: dict, overrides: dict | None = None) -> tuple[list, dict]:
         kind, name = stage.get("stage"), stage.get("name")
         if not kind or not name:
             raise UserError(f"recipe stage {i + 1} needs both `stage:` and `name:`")
+        if isinstance(kind, (list, dict)) or isinstance(name, (list, dict)):
+            raise UserError(f"recipe stage {i + 1}: `stage:` and `name:` must be plain words, not lists or mappings")
         ids.setdefault(str(kind), i)
         ids[str(name)] = i
     glob, scoped, control = split_overrides(overrides or {}, ids)
