@@ -47,14 +47,7 @@ class AppConfig:
             if not isinstance(raw, kind):
                 raise UserError(f"{path}: {dotted} must be a {kind.__name__}, got {raw!r}")
             values[name] = raw
-        config = cls(**values)
-        config.triage_region()  # an unknown region is reported now, not at the first emergency
-        return config
-
-    def triage_region(self):
-        from medchat.triage.guidance import region
-
-        return region(self.region, self.emergency_number or None)
+        return cls(**values)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

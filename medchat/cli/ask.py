@@ -30,12 +30,13 @@ def run(args) -> int:
     from medchat.config import AppConfig
     from medchat.errors import UsageError
     from medchat.session import ChatSession, citation_footer
-    from medchat.triage import load_triager
+    from medchat.triage import load_triager, region_for
 
     question = sys.stdin.read() if args.question == "-" else args.question
     if not question.strip():
         raise UsageError("empty question; pass the question text, or '-' to read it from stdin")
     config = AppConfig.load()
+    region_for(config)  # an unknown region is reported before the model loads
     t0 = time.perf_counter()
     engine = make_engine(args)
     load_s = time.perf_counter() - t0

@@ -91,10 +91,11 @@ def loading_label(args) -> str:
 def run(args) -> int:
     from medchat.config import AppConfig
     from medchat.history.store import HistoryStore
-    from medchat.triage import disclaimer
+    from medchat.triage import disclaimer, region_for
 
     check_args(args)
     config = AppConfig.load()
+    where = region_for(config)  # an unknown region is reported now, not at the first emergency
     history = HistoryStore()
     notes: list[str] = []
     if args.resume:
@@ -118,7 +119,7 @@ def run(args) -> int:
 
     app = MedchatApp(loader=lambda: build_session(args, history, lambda label: app.call_from_thread(app.set_loading, label),
                                                   notes, config),
-                     loading_label=loading_label(args), notices=notes, disclaimer=disclaimer(where=config.triage_region()),
+                     loading_label=loading_label(args), notices=notes, disclaimer=disclaimer(where=where),
                      history=history)
     app.run()
     if app.load_error:

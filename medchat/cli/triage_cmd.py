@@ -33,10 +33,10 @@ def run(args) -> int:
         return _evaluate(args)
     messages = _messages(args.text)
     from medchat.config import AppConfig
-    from medchat.triage import Triager, load_model, region
+    from medchat.triage import Triager, load_model, region, region_for
 
     config = AppConfig.load()
-    where = region(args.region) if args.region else config.triage_region()
+    where = region(args.region) if args.region else region_for(config)
     triager = Triager(model=load_model(), region=where)
     recent: list[str] = []
     for text in messages:

@@ -12,7 +12,8 @@ import threading
 from medchat.triage.decide import Triage, Triager
 from medchat.triage.guidance import CATEGORIES, disclaimer, region
 
-__all__ = ["CATEGORIES", "Triage", "Triager", "disclaimer", "load_model", "load_triager", "region", "triage"]
+__all__ = ["CATEGORIES", "Triage", "Triager", "disclaimer", "load_model", "load_triager", "region", "region_for",
+           "triage"]
 
 _lock = threading.Lock()
 _model = None
@@ -27,6 +28,11 @@ def load_model():
 
             _model = TriageModel.load()
         return _model
+
+
+def region_for(config):
+    """The region of an AppConfig; an unknown code is a UserError naming the choices."""
+    return region(config.region, config.emergency_number or None)
 
 
 def load_triager(region_code: str | None = None, emergency_number: str | None = None) -> Triager:

@@ -12,7 +12,7 @@ import pytest
 
 from medchat.config import AppConfig
 from medchat.errors import UserError
-from medchat.triage import CATEGORIES, Triager, load_model, load_triager, region, triage
+from medchat.triage import CATEGORIES, Triager, load_model, load_triager, region, region_for, triage
 from medchat.triage import build as triage_build
 from medchat.triage.corpus import assign_splits, load_rows
 from medchat.triage.text import normalize
@@ -132,12 +132,12 @@ def test_region_sets_the_numbers_in_both_languages(tmp_path):
     assert "999" in zh.guidance and "120" not in zh.guidance
     cfg = tmp_path / "config.toml"
     cfg.write_text('[safety]\nregion = "AU"\n', encoding="utf-8")
-    assert "000" in Triager(region=AppConfig.load(cfg).triage_region()).assess("he is not breathing").guidance
+    assert "000" in Triager(region=region_for(AppConfig.load(cfg))).assess("he is not breathing").guidance
     cfg.write_text('[safety]\nregion = "Atlantis"\n', encoding="utf-8")
     with pytest.raises(UserError, match="unknown region 'Atlantis'"):
         AppConfig.load(cfg)
     cfg.write_text('[safety]\nemergency_number = "112"\nregion = "US"\n', encoding="utf-8")
-    assert "112" in Triager(region=AppConfig.load(cfg).triage_region()).assess("he is not breathing").guidance
+    assert "112" in Triager(region=region_for(AppConfig.load(cfg))).assess("he is not breathing").guidance
 
 
 def test_model_evidence_names_the_nearest_training_examples():

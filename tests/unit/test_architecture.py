@@ -1,0 +1,36 @@
+"""The layering contracts in pyproject.toml ([tool.importlinter]) hold: the rooms import only the seam."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _lint_imports() -> str:
+    found = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    if not Path(found).exists():
+        pytest.skip("import-linter is not installed (it comes with the test extras: ./test installs it)")
+    return found
+
+
+def test_import_contracts_are_kept():
+    out = subprocess.run([_lint_imports()], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout
+
+
+def test_a_forbidden_import_is_caught(tmp_path):
+    """The contracts can fail: a kb module importing the session breaks the first one."""
+    bad = ROOT / "kb" / "_contract_probe.py"
+    bad.write_text("import medchat.session  # noqa: F401\n", encoding="utf-8")
+    try:
+        out = subprocess.run([_lint_imports()], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        bad.unlink()
+    assert out.returncode != 0 and "BROKEN" in out.stdout
