@@ -170,6 +170,10 @@ def dataset_info() -> dict:
         info[f"covid_ranking{suffix}"] = {"file_name": f"covid_ranking_sharegpt_{split}.json", "ranking": True,
                                           "formatting": "sharegpt", "columns": dict(ranking_cols),
                                           "tags": dict(SHAREGPT_TAGS)}
+    # grounded dialogues written by scripts/build_doctor_data.py (the doctor recipe)
+    for suffix, split in (("", "train"), ("_val", "val")):
+        info[f"doctor_sft{suffix}"] = {"file_name": f"doctor_sft_{split}.json", "formatting": "sharegpt",
+                                       "columns": dict(sharegpt_cols), "tags": dict(SHAREGPT_TAGS)}
     return info
 
 
