@@ -204,6 +204,20 @@ def load_base(base: str | None, opts: LoadOptions | None = None):
     return model, tok, info
 
 
+def hub_revision(base: str | None, base_dir: Path) -> str:
+    """The commit a hub-id base resolved to (its `snapshots/<sha>` folder in the HF cache), else "".
+
+    Local dirs and the embedded base have no revision: their fingerprint is all a manifest can say."""
+    base = base or DEFAULT_BASE
+    local = os.path.exists(os.path.expanduser(base)) or base.startswith((".", "/", "~")) or os.path.isabs(base)
+    if local or "/" not in base or base in _EMBEDDED:  # not a hub id (resolve_base's own test)
+        return ""
+    base_dir = Path(base_dir)
+    if base_dir.parent.name == "snapshots" and base_dir.parent.parent.name.startswith("models--"):
+        return base_dir.name
+    return ""
+
+
 def base_id(base: str | None) -> str:
     """The name recorded in manifests: the embedded name, a hub id, or an absolute dir."""
     base = base or DEFAULT_BASE

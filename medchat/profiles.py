@@ -33,6 +33,7 @@ class Profile:
     name: str
     base: str = ""  # base model id as given to --base (embedded name, hub id, or abs dir)
     base_fingerprint: str = ""
+    base_revision: str = ""  # hub bases: the snapshot commit the base resolved to; "" for local/embedded
     kind: str = "chat"  # chat | reward
     chain: list[str] = field(default_factory=list)  # adapters active together, parents first
     stage: str = ""  # pt | sft | rm | ppo | dpo | import

@@ -8,7 +8,8 @@ Public API (used by every stage):
                               kind="chat" | "reward")
     validate_adapter(adapter_dir)       # finite, non-empty LoRA weights (UserError otherwise)
 
-The manifest gets base (medchat.models.base_id), base_fingerprint, chain [parents..., name], stage,
+The manifest gets base (medchat.models.base_id), base_fingerprint, base_revision (the HF cache snapshot
+commit when the base is a hub id, else empty), chain [parents..., name], stage,
 method, datasets, metrics, description and created; a --from child inherits its parent's chat
 template, system prompt and KB binding; a --template override is recorded as the chat template.
 """
@@ -19,6 +20,7 @@ import math
 from pathlib import Path
 
 from medchat.errors import UsageError, UserError
+from medchat.models import hub_revision
 from medchat.profiles import BASE_PROFILE, Profile, ProfileStore, validate_name
 
 
@@ -66,7 +68,8 @@ def install_adapter(cfg, tm, adapter_dir: Path, datasets: list[dict], metrics: d
             raise UserError(f"training diverged ({key} = {value}); not installed")
     parent = tm.parent
     profile = Profile(
-        name=cfg.name, base=tm.base, base_fingerprint=tm.fingerprint, kind=kind, chain=list(tm.chain),
+        name=cfg.name, base=tm.base, base_fingerprint=tm.fingerprint,
+        base_revision=hub_revision(tm.base, tm.base_dir), kind=kind, chain=list(tm.chain),
         stage=cfg.stage, method=cfg.model.method, datasets=datasets, metrics=metrics,
         description=cfg.description or f"{cfg.stage} {cfg.model.method} on {', '.join(cfg.data.datasets)}",
         chat_template=_template_text(cfg.data.template) or (parent.chat_template if parent else ""),
