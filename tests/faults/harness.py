@@ -99,6 +99,28 @@ def run_kills(scenario: str, workdir: Path, kills: int, seed: int, window: tuple
     assert not failures, f"{len(failures)}/{kills} kills broke an invariant:\n" + "\n".join(failures[:10])
 
 
+def kill_on_line(argv: list[str], marker: str, home: Path, log: Path, timeout: float = 120) -> list[str]:
+    """Run `argv` as a child; SIGKILL it as soon as it prints the line `marker` (a child that holds
+    there). Returns the stdout lines seen; raises if the child ends without printing it."""
+    seen = []
+    with open(log, "a", encoding="utf-8") as err:
+        proc = subprocess.Popen(argv, env=child_env(home), stdout=subprocess.PIPE, stderr=err, text=True)
+        deadline = time.monotonic() + timeout
+        for line in proc.stdout:  # a paused child prints nothing more: the read returns at the marker
+            seen.append(line.rstrip("\n"))
+            if seen[-1] == marker or time.monotonic() > deadline:
+                break
+        if seen and seen[-1] == marker:
+            os.kill(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    if not seen or seen[-1] != marker:
+        raise AssertionError(f"child never reached {marker!r} (rc {proc.returncode}):\n{log.read_text()[-3000:]}")
+    return seen
+
+
 def hidden_leftovers(folder: Path, prefixes=(".staging-", ".old-")) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(prefixes))
 
