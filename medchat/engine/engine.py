@@ -130,8 +130,23 @@ class ChatEngine:
 
     def prompt_ids(self, messages: list[dict], max_new_tokens: int = 256) -> list[int]:
         budget = max(16, self.context_limit - max_new_tokens)
-        _, ids = trim_messages(self.tokenizer, messages, budget, self.template())
+        try:
+            _, ids = trim_messages(self.tokenizer, messages, budget, self.template())
+        except UserError:
+            if budget >= self.context_limit - 16 or not self._fits(messages, self.context_limit - 16):
+                raise  # the system prompt alone is too long, whatever the reply length
+            # the room reserved for the reply, not the system prompt, is what leaves too little
+            raise UserError(f"max_new_tokens {max_new_tokens} leaves {budget} of this model's {self.context_limit} "
+                            f"context tokens for the prompt, too few for the system prompt and the message; lower it, "
+                            f"e.g. /set max_new_tokens {max(16, self.context_limit // 4)}") from None
         return ids
+
+    def _fits(self, messages: list[dict], budget: int) -> bool:
+        try:
+            trim_messages(self.tokenizer, messages, budget, self.template())
+        except UserError:
+            return False
+        return True
 
     def count_tokens(self, messages: list[dict]) -> int:
         return len(self.prompt_ids(messages, 0))

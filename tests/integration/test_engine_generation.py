@@ -182,3 +182,13 @@ def test_system_prompt_too_long_for_the_budget_is_a_user_error(tiny_model_dir):
         engine.generate(msgs, GREEDY8)
     assert "\n" not in str(exc.value)
     assert engine.generate(MSGS, GREEDY8) is not None  # the engine still works afterwards
+
+
+def test_a_reply_length_that_leaves_no_room_names_the_setting_not_the_system_prompt(tiny_model_dir):
+    engine = make_engine(tiny_model_dir, "float", context_limit=512)
+    msgs = [{"role": "system", "content": DOCTOR_SYSTEM_PROMPT}, {"role": "user", "content": "hi"}]
+    too_long = GenerationSettings(temperature=0.0, max_new_tokens=500)
+    with pytest.raises(UserError, match="max_new_tokens 500 leaves") as exc:
+        engine.generate(msgs, too_long)
+    assert "system prompt alone" not in str(exc.value) and "/set max_new_tokens" in str(exc.value)
+    assert engine.generate(msgs, GREEDY8) is not None
