@@ -135,7 +135,7 @@ def test_region_sets_the_numbers_in_both_languages(tmp_path):
     assert "000" in Triager(region=region_for(AppConfig.load(cfg))).assess("he is not breathing").guidance
     cfg.write_text('[safety]\nregion = "Atlantis"\n', encoding="utf-8")
     with pytest.raises(UserError, match="unknown region 'Atlantis'"):
-        AppConfig.load(cfg)
+        region_for(AppConfig.load(cfg))
     cfg.write_text('[safety]\nemergency_number = "112"\nregion = "US"\n', encoding="utf-8")
     assert "112" in Triager(region=region_for(AppConfig.load(cfg))).assess("he is not breathing").guidance
 
