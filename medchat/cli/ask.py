@@ -7,7 +7,6 @@ import sys
 import time
 
 from medchat.cli.common import add_model_options, make_engine
-from medchat.settings import GenerationSettings
 
 
 def register(sub) -> None:

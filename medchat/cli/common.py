@@ -80,3 +80,20 @@ def install_shipped(store, base: str | None) -> None:
             print(f"medchat: installed the shipped profile '{name}'", file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - a broken shipped folder must not stop the chat
         print(f"medchat: could not install the shipped profiles ({exc})", file=sys.stderr)
+
+
+def show_result(result: dict, as_json: bool, table=None, lines=None) -> int:
+    """Print a command's result: the JSON object, or `table(result)` and the `lines(result)` under it."""
+    import json
+
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    from rich.console import Console
+
+    console = Console()
+    if table is not None:
+        console.print(table(result))
+    for line in (lines(result) if lines is not None else []):
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    return 0

@@ -8,9 +8,8 @@ EVAL_MODES with `register(modes)`, adding its own subparser and handler. Without
 from __future__ import annotations
 
 import importlib
-import json
 
-from medchat.errors import UsageError, UserError, positive_int
+from medchat.errors import UsageError, positive_int
 
 EVAL_MODES = ("medchat.cli.eval_mcq_cmd", "medchat.cli.eval_grounded_cmd")
 
@@ -57,7 +56,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from medchat.cli.common import load_options
+    from medchat.cli.common import load_options, show_result
     from medchat.evaluation.runner import EvalOptions, parse_profiles, run_eval
 
     if not args.profiles or not args.dataset:  # not argparse-required: `eval MODE ...` does without them
@@ -71,16 +70,7 @@ def run(args) -> int:
         encoder=args.encoder, encoder_layer=args.encoder_layer, idf=args.idf, sequential=args.sequential,
         fast=not args.no_fast, system=args.system, skip_bad=args.skip_bad)
     result = run_eval(opts)
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False, indent=2))
-        return 0
-    from rich.console import Console
-
     from medchat.evaluation.report import rich_table, settings_lines
 
-    console = Console()
-    console.print(rich_table(result))
-    for line in settings_lines(result):
-        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
-    console.print(f"  report: {result['out']}/report.md", highlight=False, markup=False, soft_wrap=True)
-    return 0
+    return show_result(result, args.json, rich_table,
+                       lambda r: [*settings_lines(r), f"report: {r['out']}/report.md"])

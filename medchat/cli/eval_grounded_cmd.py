@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from medchat.errors import positive_int
 
@@ -35,7 +34,7 @@ def register(modes) -> None:
 
 
 def run(args) -> int:
-    from medchat.cli.common import load_options
+    from medchat.cli.common import load_options, show_result
     from medchat.evaluation.grounded import GroundedOptions, run_grounded
     from medchat.evaluation.runner import parse_profiles
 
@@ -44,19 +43,10 @@ def run(args) -> int:
                            fast=not args.no_fast, max_new_tokens=args.max_new_tokens, system=args.system,
                            context_replies=args.context_replies)
     result = run_grounded(opts)
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False, indent=2))
-        return 0
-    from rich.console import Console
-
     from medchat.evaluation.grounded import settings_lines
 
-    console = Console()
-    console.print(table(result))
-    for line in settings_lines(result):
-        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
-    console.print(f"  report: {result['out']}/report.md", highlight=False, markup=False, soft_wrap=True)
-    return 0
+    return show_result(result, args.json, table,
+                       lambda r: [*settings_lines(r), f"report: {r['out']}/report.md"])
 
 
 def table(result: dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from medchat.errors import positive_int
 
@@ -32,7 +31,7 @@ def register(modes) -> None:
 
 
 def run(args) -> int:
-    from medchat.cli.common import load_options
+    from medchat.cli.common import load_options, show_result
     from medchat.evaluation.mcq import MCQOptions, run_mcq
     from medchat.evaluation.runner import parse_profiles
 
@@ -40,16 +39,7 @@ def run(args) -> int:
                       limit=args.limit, score=args.score, base=args.base, load=load_options(args),
                       batch_size=args.batch_size)
     result = run_mcq(opts)
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False, indent=2))
-        return 0
-    from rich.console import Console
-
-    console = Console()
-    console.print(table(result))
-    for line in summary_lines(result):
-        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
-    return 0
+    return show_result(result, args.json, table, summary_lines)
 
 
 def table(result: dict):
