@@ -204,8 +204,9 @@ def run_all(args) -> int:
                 results["decode"] = decode(engine, args.tokens, args.repeats)
                 from medchat.bench_modes import measure
 
+                modes = [m for m in getattr(args, "decode_modes", "").split(",") if m] or None
                 results["decode"].update(measure(args.base, engine.store, engine.profile.name, PROMPT,
-                                                 args.tokens, args.repeats))
+                                                 args.tokens, args.repeats, modes))
             elif name == "ttft":
                 results["ttft"] = ttft(engine, args.repeats)
             elif name == "switch":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -71,9 +72,9 @@ def match_share(got: list[int], ref: list[int]) -> float:
 def measure(base: str | None, store, profile: str, bench_prompt: list[dict], tokens: int, repeats: int,
             modes: list[str] | None = None) -> dict:
     from medchat.engine import ChatEngine
-    from medchat.engine.fast_llama import DECODE_MODES, DEFAULT_CPU_MODE
+    from medchat.engine.fast_llama import DECODE_MODES, DEFAULT_CPU_MODE, canonical_mode
 
-    modes = modes or list(DECODE_MODES)
+    modes = [canonical_mode(m) for m in modes] if modes else list(DECODE_MODES)
     engines = {}
     for mode in modes:
         e = ChatEngine(base, store=store, decode_mode=mode)
@@ -93,6 +94,10 @@ def measure(base: str | None, store, profile: str, bench_prompt: list[dict], tok
     ref_engine.use(profile)
     refs = [greedy_ids(ref_engine.backend, ids, N_AGREE) for ids in prompts]
     for mode, e in engines.items():
+        if e is ref_engine:  # the reference itself
+            figures[mode].update(reference=True)
+            continue
+        print(f"bench: decode mode {mode}: greedy agreement on {len(prompts)} prompts…", file=sys.stderr, flush=True)
         agree, share, rel = [], [], []
         for ids, (ref_logits, ref_ids) in zip(prompts, refs):
             logits, got = greedy_ids(e.backend, ids, N_AGREE)

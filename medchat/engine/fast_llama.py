@@ -51,7 +51,10 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, x.shape[-1]).to(self.act_dtype)
-        y = torch.ops.aten._weight_int8pack_mm(x2, self.qweight, self.scales).float()
+        if x2.shape[0] == 1:  # decode: the GEMV kernel
+            y = torch.ops.aten._weight_int8pack_mm(x2, self.qweight, self.scales).float()
+        else:  # prefill: the kernel is GEMV-tuned (8x slower than a GEMM at 300 rows); |q| <= 127 is exact in bf16
+            y = F.linear(x2, self.qweight.to(self.act_dtype)).float() * self.scales.float()
         y = y.view(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
