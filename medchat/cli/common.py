@@ -21,7 +21,7 @@ def add_model_options(p: argparse.ArgumentParser, profile: bool = True) -> None:
     g.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     g.add_argument("--no-fast", action="store_true", help="use plain transformers+peft instead of the fast path")
     g.add_argument("--decode-mode", default=None,
-                   help="fast-path numerics on CPU: int8w-bf16 (default) | dynamic-int8 | int8w-fp32 | float "
+                   help="fast-path numerics on CPU: dynamic-int8 (default) | int8w-bf16 | int8w-fp32 | float "
                         "(env MEDCHAT_DECODE_MODE)")
 
 
