@@ -88,7 +88,8 @@ def decode(engine, tokens: int, repeats: int) -> dict:
 
 
 def _quality(engine, ref, greedy) -> dict:
-    """Int8 fast path vs the float reference: greedy agreement over 32 tokens and logit distance."""
+    """Default fast path vs transformers fp32: greedy agreement over 32 tokens (re-tokenized text) and
+    logit distance. The per-mode figures (decode.modes, medchat.bench_modes) compare token ids."""
     from dataclasses import replace
 
     settings = replace(greedy, max_new_tokens=32)
@@ -201,6 +202,11 @@ def run_all(args) -> int:
             _say(f"bench: {name}…")
             if name == "decode":
                 results["decode"] = decode(engine, args.tokens, args.repeats)
+                from medchat.bench_modes import measure
+
+                modes = [m for m in getattr(args, "decode_modes", "").split(",") if m] or None
+                results["decode"].update(measure(args.base, engine.store, engine.profile.name, PROMPT,
+                                                 args.tokens, args.repeats, modes))
             elif name == "ttft":
                 results["ttft"] = ttft(engine, args.repeats)
             elif name == "switch":

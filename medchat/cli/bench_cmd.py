@@ -10,6 +10,8 @@ def register(sub) -> None:
     p.add_argument("--tokens", type=int, default=128, help="decode length for tok/s")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure (median reported)")
     p.add_argument("--only", default="", help="comma list of sections: decode,ttft,switch,start,kb,sft,triage")
+    p.add_argument("--decode-modes", default="",
+                   help="comma list of fast-path decode modes to compare (default: all; float is the reference)")
     p.add_argument("--kb-chunks", type=int, default=50000)
     p.add_argument("--sft-steps", type=int, default=6)
     p.add_argument("--out", default=None, help="also write the JSON here")

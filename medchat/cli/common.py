@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from medchat.errors import UserError
 from medchat.models import DEFAULT_BASE, LoadOptions
@@ -19,6 +20,9 @@ def add_model_options(p: argparse.ArgumentParser, profile: bool = True) -> None:
     g.add_argument("--load-in-8bit", action="store_true", help="CUDA only: 8-bit base (bitsandbytes)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     g.add_argument("--no-fast", action="store_true", help="use plain transformers+peft instead of the fast path")
+    g.add_argument("--decode-mode", default=None,
+                   help="fast-path numerics on CPU: dynamic-int8 (default) | int8w-bf16 | int8w-fp32 | float "
+                        "(env MEDCHAT_DECODE_MODE)")
 
 
 def load_options(args) -> LoadOptions:
@@ -37,6 +41,12 @@ def base_for(args, store) -> str | None:
     return None
 
 
+def decode_mode(args) -> str | None:
+    """--decode-mode wins, then MEDCHAT_DECODE_MODE (or the older MEDCHAT_QUANT); None = the engine's default."""
+    return (getattr(args, "decode_mode", None) or os.environ.get("MEDCHAT_DECODE_MODE")
+            or os.environ.get("MEDCHAT_QUANT") or None)
+
+
 def make_engine(args):
     import torch
 
@@ -52,7 +62,8 @@ def make_engine(args):
                             f"pass it as --reward {name} instead")
     install_shipped(store, base_for(args, store))
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    engine = ChatEngine(base_for(args, store), load_options(args), store=store, fast=not args.no_fast)
+    engine = ChatEngine(base_for(args, store), load_options(args), store=store, fast=not args.no_fast,
+                        decode_mode=decode_mode(args))
     if not name:  # no --profile: the shipped doctor when it fits this base (`--profile base` opts out)
         from medchat.builtin_profiles import default_profile
 

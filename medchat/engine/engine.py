@@ -58,11 +58,18 @@ class GenerationStats:
 class ChatEngine:
     def __init__(self, base: str | None = None, opts: LoadOptions | None = None,
                  store: ProfileStore | None = None, fast: bool = True, quantize: bool | None = None,
-                 context_limit: int = 4096):
-        """fast=False forces the transformers+peft path; quantize=None means int8 on CPU float32."""
+                 context_limit: int = 4096, decode_mode: str | None = None):
+        """fast=False forces the transformers+peft path. decode_mode picks the fast path's numerics
+        (fast_llama.DECODE_MODES); None means fast_llama.DEFAULT_CPU_MODE on CPU float32, else float.
+        quantize is the older switch: False = "float", True = the default CPU mode."""
         from medchat.engine import fast_llama
         from medchat.engine.hf_backend import HFBackend
 
+        if decode_mode is not None:
+            try:
+                decode_mode = fast_llama.canonical_mode(decode_mode)
+            except ValueError as exc:
+                raise UserError(f"{exc}; pass --decode-mode with one of those") from None
         self.opts = opts or LoadOptions()
         model, self.tokenizer, self.info = load_base(base, self.opts)
         self.base_name = base_id(base)
@@ -70,13 +77,19 @@ class ChatEngine:
         self.config = model.config
         self.context_limit = min(int(getattr(model.config, "max_position_embeddings", context_limit)), context_limit)
         if fast and fast_llama.supports(model) and self.info["device"] != "mps":
-            if quantize is None:
-                quantize = self.info["device"] == "cpu" and model.dtype == torch.float32
-            calib = render_ids(self.tokenizer, CALIBRATION_CHAT, template_for(self.tokenizer), False) if quantize else None
-            self.backend = fast_llama.FastLlama(model, quantize=quantize, calibration_ids=calib)
+            if decode_mode is None:
+                cpu_float = self.info["device"] == "cpu" and model.dtype == torch.float32
+                decode_mode = fast_llama.DEFAULT_CPU_MODE if (cpu_float if quantize is None else quantize) else "float"
+            if decode_mode != "float" and model.dtype != torch.float32:
+                raise UserError(f"decode mode '{decode_mode}' needs a float32 base; pass --dtype float32 "
+                                "or --decode-mode float")
+            calib = (render_ids(self.tokenizer, CALIBRATION_CHAT, template_for(self.tokenizer), False)
+                     if decode_mode == "dynamic-int8" else None)
+            self.backend = fast_llama.FastLlama(model, mode=decode_mode, calibration_ids=calib)
         else:
             self.backend = HFBackend(model)
         self.info["backend"] = self.backend.kind + ("-int8" if getattr(self.backend, "quantized", False) else "")
+        self.info["decode_mode"] = getattr(self.backend, "mode", "transformers")
         self._stops = stop_token_ids(self.tokenizer)
         self._lock = threading.RLock()
         self.profile: Profile = self.store.get(BASE_PROFILE)

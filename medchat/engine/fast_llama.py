@@ -1,7 +1,7 @@
 """The fast decode path for Llama-family models: fused int8 projections + hot-swappable LoRA.
 
 Why hand-written: 82% of a CPU decode step is GEMV over the weights, so weight bytes are the lever.
-We keep the base as int8 (dynamic per-channel quantization), fuse q/k/v and gate/up so each layer
+We keep the base as int8 (per-channel; see DECODE_MODES for how), fuse q/k/v and gate/up so each layer
 runs 4 GEMVs instead of 7, and keep LoRA in float beside the int8 base: the active adapter chain is
 concatenated into one (A, B) pair per fused projection, so a stacked chain costs two small matmuls
 and switching profiles only re-concatenates small tensors (the base is never touched).
@@ -10,7 +10,6 @@ Norms and rotary embeddings are the model's own modules, so numerics match trans
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -32,39 +31,59 @@ def supports(model) -> bool:
 
 
 class Int8Linear(nn.Module):
-    """Weight-only int8 (per-output-channel scales), float activations.
+    """Weight-only int8 (per-output-channel scales) via aten._weight_int8pack_mm.
 
-    Unlike dynamic quantization, activations stay float, so a prefill of many tokens gives the
-    same numbers as one token at a time and outlier activations are not crushed.
+    The kernel takes int8 weights [N, K], scales [N] in the activation dtype, and returns that dtype.
+    With bfloat16 activations it runs the AVX-512/AMX path (~12x faster than float32 here); the
+    result is cast back to float32 so the residual stream, norms and attention stay float32.
+    Activations are never quantized, so a prefill gives the same numbers as one token at a time.
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, act_dtype=torch.float32):
         super().__init__()
         w = weight.float()
         scales = (w.abs().amax(1) / 127.0).clamp(min=1e-8)
         self.register_buffer("qweight", torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8).contiguous())
-        self.register_buffer("scales", scales.contiguous())
+        self.register_buffer("scales", scales.to(act_dtype).contiguous())
+        self.act_dtype = act_dtype
         self.bias = None if bias is None else bias.float()
         self.out_features = w.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.ops.aten._weight_int8pack_mm(x.reshape(-1, x.shape[-1]), self.qweight, self.scales)
+        x2 = x.reshape(-1, x.shape[-1]).to(self.act_dtype)
+        if x2.shape[0] == 1:  # decode: the GEMV kernel
+            y = torch.ops.aten._weight_int8pack_mm(x2, self.qweight, self.scales).float()
+        else:  # prefill: the kernel is GEMV-tuned (8x slower than a GEMM at 300 rows); |q| <= 127 is exact in bf16
+            y = F.linear(x2, self.qweight.to(self.act_dtype)).float() * self.scales.float()
         y = y.view(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
 
-# Default: fbgemm dynamic int8 with SmoothQuant calibration, down_proj kept float (its inputs have
-# the worst outliers). Measured on SmolLM2-135M + LoRA, 2 threads (benchmarks/README.md):
-#   dynamic, down float: ~58 tok/s, rel. logit diff ~0.17   <- default
-#   dynamic, all int8:   ~83 tok/s, rel. logit diff ~0.33   (MEDCHAT_FLOAT_KEYS=none)
-#   weight-only int8:    ~15 tok/s, rel. logit diff ~0.04   (MEDCHAT_QUANT=weight; slow kernel here)
-QUANT_MODE = os.environ.get("MEDCHAT_QUANT", "dynamic")
-FLOAT_KEYS = set(filter(None, os.environ.get("MEDCHAT_FLOAT_KEYS", "down").split(","))) - {"none"}
+# How the CPU fast path stores and multiplies the base weights. Measured on SmolLM2-135M + LoRA,
+# 2 threads, against the float fast path (benchmarks/README.md has the table and load average).
+DECODE_MODES = {
+    "int8w-bf16": "weight-only int8, bfloat16 activations per projection (LoRA, norms, attention float32)",
+    "dynamic-int8": "fbgemm dynamic int8 with SmoothQuant, down_proj kept float",
+    "int8w-fp32": "weight-only int8, float32 activations (accurate, slow kernel), down_proj kept float",
+    "float": "no quantization",
+}
+DEFAULT_CPU_MODE = "dynamic-int8"  # int8w-bf16 becomes the default once measured to meet the bar (issue 14)
+# Projections left in float per mode: dynamic int8 crushes down_proj's outlier inputs.
+_FLOAT_KEYS = {"dynamic-int8": {"down"}, "int8w-fp32": {"down"}, "int8w-bf16": set(), "float": set()}
+_ALIASES = {"dynamic": "dynamic-int8", "weight": "int8w-fp32", "off": "float", "none": "float"}
 
 
-def _quantize(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
-    if QUANT_MODE == "weight":
-        return Int8Linear(weight, bias)
+def canonical_mode(name: str) -> str:
+    """A mode name (or an old MEDCHAT_QUANT spelling) -> its DECODE_MODES key; ValueError if unknown."""
+    mode = _ALIASES.get(name.strip().lower(), name.strip().lower())
+    if mode not in DECODE_MODES:
+        raise ValueError(f"unknown decode mode '{name}' (choose from {', '.join(DECODE_MODES)})")
+    return mode
+
+
+def _quantize(weight: torch.Tensor, bias: torch.Tensor | None, mode: str) -> nn.Module:
+    if mode in ("int8w-fp32", "int8w-bf16"):
+        return Int8Linear(weight, bias, torch.bfloat16 if mode == "int8w-bf16" else torch.float32)
     lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     lin.weight.data = weight.float().contiguous()
     if bias is not None:
@@ -78,7 +97,7 @@ def _quantize(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
 class FusedLinear(nn.Module):
     """Several projections sharing an input, computed as one GEMV, plus an optional LoRA delta."""
 
-    def __init__(self, linears: list[nn.Linear], names: tuple[str, ...], quantize: bool):
+    def __init__(self, linears: list[nn.Linear], names: tuple[str, ...], quantize: str | None):
         super().__init__()
         self.names = names
         self.sizes = [lin.out_features for lin in linears]
@@ -87,7 +106,7 @@ class FusedLinear(nn.Module):
         biases = [lin.bias for lin in linears]
         bias = torch.cat([b.detach() for b in biases], 0) if biases[0] is not None else None
         if quantize:
-            self.base = _quantize(weight, bias)
+            self.base = _quantize(weight, bias, quantize)
         else:
             self.base = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
                                   device=weight.device, dtype=weight.dtype)
@@ -98,7 +117,7 @@ class FusedLinear(nn.Module):
         self.lora_a: torch.Tensor | None = None  # (R, in)
         self.lora_b: torch.Tensor | None = None  # (out, R), scale folded in
 
-    def quantize_(self, act_max: torch.Tensor | None, alpha: float = 0.5) -> None:
+    def quantize_(self, act_max: torch.Tensor | None, alpha: float = 0.5) -> None:  # dynamic-int8 only
         """Quantize a float base in place. With activation maxima from a calibration pass, move
         part of each input channel's range into the weights (SmoothQuant), so dynamically quantized
         activations keep their precision despite the outlier channels small LMs have."""
@@ -108,7 +127,7 @@ class FusedLinear(nn.Module):
             s = (act_max.clamp(min=1e-5) ** alpha / w.abs().amax(0).clamp(min=1e-5) ** (1 - alpha)).clamp(1e-3, 1e3)
             w = w * s
             self.inv_smooth = (1.0 / s).contiguous()
-        self.base = _quantize(w, bias)
+        self.base = _quantize(w, bias, "dynamic-int8")
 
     def set_lora(self, modules: list[dict[str, LoraModule]], dtype, device) -> None:
         """Activate the given adapters (each a {proj name: LoraModule}); [] disables LoRA."""
@@ -165,16 +184,19 @@ class FastLlama:
 
     kind = "fast"
 
-    def __init__(self, model, quantize: bool | None = None, calibration_ids: list[int] | None = None):
+    def __init__(self, model, mode: str = "float", calibration_ids: list[int] | None = None):
+        """mode: a DECODE_MODES key; calibration_ids feed dynamic-int8's SmoothQuant pass."""
         cfg = model.config
         inner = model.model
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
-        if quantize is None:
-            quantize = self.device.type == "cpu"
-        if quantize and self.dtype != torch.float32:
+        mode = canonical_mode(mode)
+        if mode != "float" and self.dtype != torch.float32:
             raise ValueError("int8 fast path expects a float32 model")
-        self.quantized = quantize
+        self.mode = mode
+        self.quantized = mode != "float"
+        float_keys = _FLOAT_KEYS[mode]
+        dynamic = mode == "dynamic-int8"
         self.n_heads = cfg.num_attention_heads
         self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
@@ -185,26 +207,26 @@ class FastLlama:
         for layer in inner.layers:
             att, mlp = layer.self_attn, layer.mlp
             fused = {key: FusedLinear([getattr(att if key in ("qkv", "o") else mlp, n) for n in names],
-                                      names, quantize and QUANT_MODE != "dynamic" and key not in FLOAT_KEYS)
+                                      names, mode if self.quantized and not dynamic and key not in float_keys else None)
                      for key, names in _FUSED.items()}
             self.layers.append((layer.input_layernorm, layer.post_attention_layernorm, fused))
         head = model.get_output_embeddings()
-        if quantize and QUANT_MODE == "dynamic":  # smoothed and quantized with the projections below
-            self.lm_head = FusedLinear([head], ("lm_head",), quantize=False)
+        if dynamic:  # smoothed and quantized with the projections below
+            self.lm_head = FusedLinear([head], ("lm_head",), quantize=None)
         else:
-            self.lm_head = _quantize(head.weight.detach(), None) if quantize else head
+            self.lm_head = _quantize(head.weight.detach(), None, mode) if self.quantized else head
         self.max_positions = getattr(cfg, "max_position_embeddings", 4096)
         self._adapters: dict[str, dict[int, dict[str, LoraModule]]] = {}
         self.active: list[str] = []
         self.reset()
-        if quantize and QUANT_MODE == "dynamic":
-            self._calibrate_and_quantize(calibration_ids or list(range(1, 65)))
+        if dynamic:
+            self._calibrate_and_quantize(calibration_ids or list(range(1, 65)), float_keys)
 
-    def _calibrate_and_quantize(self, ids: list[int]) -> None:
+    def _calibrate_and_quantize(self, ids: list[int], float_keys: set[str]) -> None:
         """One float prefill records each projection's per-channel input max, then quantize."""
         maxima: dict[int, torch.Tensor] = {}
         hooks = []
-        targets = [fl for _, _, fused in self.layers for key, fl in fused.items() if key not in FLOAT_KEYS]
+        targets = [fl for _, _, fused in self.layers for key, fl in fused.items() if key not in float_keys]
         targets.append(self.lm_head)
         for fl in targets:
             def hook(mod, args, _id=id(fl)):

@@ -84,12 +84,8 @@ def test_stacked_chain_equals_peft_merged_model(tiny_model_dir, profiles, merged
 
 
 @pytest.mark.parametrize("mode,bound", sorted(INT8_BOUNDS.items()))
-def test_stacked_chain_on_int8_stays_close_to_the_merged_model(tiny_model_dir, profiles, merged_ab, mode, bound,
-                                                               monkeypatch):
-    from medchat.engine import fast_llama
-
-    monkeypatch.setattr(fast_llama, "QUANT_MODE", mode)
-    engine = profiles(make_engine(tiny_model_dir, "int8"))
+def test_stacked_chain_on_int8_stays_close_to_the_merged_model(tiny_model_dir, profiles, merged_ab, mode, bound):
+    engine = profiles(make_engine(tiny_model_dir, "int8", decode_mode=mode))
     engine.use("ab")
     ids = engine.prompt_ids(MSGS, 8)
     ref = reference_logits(merged_ab, ids)[-1]

@@ -37,8 +37,8 @@ def test_ask_is_quiet_and_verbose_shows_library_output(tmp_path, tiny_model_dir)
     assert run.returncode == 0 and run.stdout.strip(), run.stderr
     assert _foreign(run.stderr) == [], run.stderr
 
-    # on CPU the int8 path creates quantized tensors; torch warns that this API is deprecated, and
-    # --verbose must let that warning through
-    loud = _medchat("--verbose", *ask, "--device", "cpu", home=tmp_path)
+    # on CPU the dynamic-int8 mode creates quantized tensors; torch warns that this API is
+    # deprecated, and --verbose must let that warning through
+    loud = _medchat("--verbose", *ask, "--device", "cpu", "--decode-mode", "dynamic-int8", home=tmp_path)
     assert loud.returncode == 0, loud.stderr
     assert "quantize_per" in loud.stderr, loud.stderr
