@@ -51,16 +51,9 @@ def run(args) -> int:
 
 def table(result: dict):
     """Metrics as rows, profiles side by side."""
-    from rich.table import Table
-
     from medchat.evaluation.grounded import METRICS, fmt
+    from medchat.evaluation.report import profiles_table
 
     q = result["questions"]
-    t = Table(title=f"grounded answers ({q['covered']} covered, {q['uncovered']} uncovered; split {q['split']})")
-    t.add_column("metric", style="bold")
-    names = list(result["profiles"])
-    for name in names:
-        t.add_column(name, justify="right")
-    for key, label in METRICS:
-        t.add_row(label, *[fmt(key, result["profiles"][n].get(key)) for n in names])
-    return t
+    return profiles_table(f"grounded answers ({q['covered']} covered, {q['uncovered']} uncovered; split {q['split']})",
+                          result["profiles"], METRICS, fmt)

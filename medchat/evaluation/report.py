@@ -62,19 +62,28 @@ def settings_lines(metrics: dict) -> list[str]:
 
 def rich_table(metrics: dict):
     """Metrics as rows, profiles as columns: fits a normal terminal for a handful of profiles."""
+    ds = metrics["dataset"]
+    return profiles_table(f"medchat eval: {ds.get('name')} ({ds['samples']} samples)", metrics["profiles"],
+                          columns(metrics), _fmt, reference=metrics.get("reference", {}))
+
+
+def profiles_table(title: str, profiles: dict, metrics, fmt, reference: dict | None = None):
+    """A rich table with a row per (key, label) in `metrics` and a column per profile (plus a dim
+    reference column when `reference` is given); `fmt(key, value)` renders a cell."""
     from rich.table import Table
 
-    ds = metrics["dataset"]
-    table = Table(title=f"medchat eval: {ds.get('name')} ({ds['samples']} samples)")
+    table = Table(title=title)
     table.add_column("metric", style="bold")
-    names = list(metrics["profiles"])
+    names = list(profiles)
     for name in names:
         table.add_column(name, justify="right")
-    table.add_column("(reference)", justify="right", style="dim")
-    ref = metrics.get("reference", {})
-    for key, label in columns(metrics):
-        cells = [_fmt(key, metrics["profiles"][n].get(key)) for n in names]
-        table.add_row(label, *cells, _fmt(key, ref[key]) if key in ref else "")
+    if reference is not None:
+        table.add_column("(reference)", justify="right", style="dim")
+    for key, label in metrics:
+        cells = [fmt(key, profiles[n].get(key)) for n in names]
+        if reference is not None:
+            cells.append(fmt(key, reference[key]) if key in reference else "")
+        table.add_row(label, *cells)
     return table
 
 
