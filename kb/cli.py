@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 
 def register(subparsers) -> None:

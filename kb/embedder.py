@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 DEFAULT_ID = "all-MiniLM-L6-v2"
 _DEFAULT_NAMES = {"default", DEFAULT_ID.lower(), "sentence-transformers/all-minilm-l6-v2"}

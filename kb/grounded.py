@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 DEFAULT_FILE = Path(__file__).parent / "data" / "grounded" / "questions.jsonl"
 SPLITS = ("test", "train", "all")

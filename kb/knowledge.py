@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 from kb import store
 from kb.chunking import MAX_CHARS, OVERLAP_CHARS, Chunk, chunk_document

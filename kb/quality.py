@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 QUESTIONS_DIR = Path(__file__).parent / "data" / "questions"
 

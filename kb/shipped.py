@@ -70,7 +70,7 @@ def export(kb, data_dir: Path, out: Path | None = None) -> None:
     """Write KB `kb` (built from `data_dir`) as the shipped index, replacing `out` atomically."""
     import numpy as np
 
-    from medchat import paths
+    from medchat.core import paths
 
     out = out or SHIPPED_DIR
     ids = list(kb.chunks)

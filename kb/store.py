@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from medchat import paths
-from medchat.errors import UserError
+from medchat.core import paths
+from medchat.core.errors import UserError
 
 from kb.chunking import Chunk
 

@@ -1,7 +1,8 @@
 """medchat: a private, offline doctor-style chat that fine-tunes its own models.
 
-The seam every other room uses: `medchat.engine` (chat generation over a resident base model
-with hot-swappable LoRA adapters) and `medchat.profiles` (the store of installed profiles).
+Two layers, one direction: `medchat.app` (CLI, chat session, TUI, triage, evaluation) imports kb/
+and trainer/, which import only `medchat.core` (the seam: errors, paths, the profile store, the
+chat engine). See docs/ARCHITECTURE.md.
 """
 
 __version__ = "0.1.0"

@@ -1,3 +1,3 @@
-from medchat.cli import main
+from medchat.app.cli import main
 
 raise SystemExit(main())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from medchat import quiet  # noqa: E402
+from medchat.core import quiet  # noqa: E402
 
 quiet.configure()
 

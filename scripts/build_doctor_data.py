@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python scripts/build_doctor_data.py            # writes trainer/samples/doctor_sft_*.json
 
-Every example is rendered exactly as the chat renders a turn (medchat.session.ChatSession.build_messages):
+Every example is rendered exactly as the chat renders a turn (medchat.app.session.ChatSession.build_messages):
 system = DOCTOR_SYSTEM_PROMPT, earlier turns plain, the newest user turn = format_context(passages) +
 "\n\nQuestion: ..." with passages from the real retriever (kb.retrieve(query, kb="default")); for a
 follow-up the retrieval query is the previous user question + the new one, as in ChatSession.retrieve.
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import kb
 from kb.grounded import DEFAULT_FILE, load_questions, split_of
-from medchat.session import format_context
-from medchat.settings import DOCTOR_SYSTEM_PROMPT
+from medchat.app.session import format_context
+from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
 ROOT = Path(__file__).resolve().parent.parent
 KB_DIR = ROOT / "kb" / "data" / "default"

@@ -45,6 +45,6 @@ def lora_b(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 def embedded_available() -> bool:
-    from medchat.models import embedded_gguf
+    from medchat.core.models import embedded_gguf
 
     return embedded_gguf() is not None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from medchat.errors import UsageError, UserError
+from medchat.core.errors import UsageError
 from trainer.config import add_flags, gate_remote_code, load_config, overrides_from_args
 
 EPILOG = """examples:
@@ -62,12 +62,8 @@ def cmd_train(args) -> int:
     if is_recipe:
         if len(target) != 2:
             raise UsageError("usage: medchat train recipe NAME_OR_YAML [options]")
-        try:
-            from trainer import recipes
-        except ModuleNotFoundError as exc:
-            if exc.name != "trainer.recipes":
-                raise
-            raise UserError("multi-stage recipes are not available in this build") from None
+        from trainer import recipes
+
         profiles = recipes.run(target[1], overrides, remote_code_flag=remote_code_flag)
         names = ", ".join(p.name for p in profiles or [])
         print(f"recipe {target[1]} done: installed {names or 'nothing'}")

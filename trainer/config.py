@@ -24,7 +24,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medchat.errors import UsageError, UserError
+from medchat.core.errors import UsageError, UserError
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo")
 METHODS = ("lora", "qlora")

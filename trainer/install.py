@@ -8,7 +8,7 @@ Public API (used by every stage):
                               kind="chat" | "reward")
     validate_adapter(adapter_dir)       # finite, non-empty LoRA weights (UserError otherwise)
 
-The manifest gets base (medchat.models.base_id), base_fingerprint, base_revision (the HF cache snapshot
+The manifest gets base (medchat.core.models.base_id), base_fingerprint, base_revision (the HF cache snapshot
 commit when the base is a hub id, else empty), chain [parents..., name], stage,
 method, datasets, metrics, description and created; a --from child inherits its parent's chat
 template, system prompt and KB binding; a --template override is recorded as the chat template.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from medchat.errors import UsageError, UserError
-from medchat.models import hub_revision
-from medchat.profiles import BASE_PROFILE, Profile, ProfileStore, validate_name
+from medchat.core.errors import UsageError, UserError
+from medchat.core.models import hub_revision
+from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore, validate_name
 
 
 def preflight(cfg, store: ProfileStore | None = None) -> None:
@@ -42,7 +42,7 @@ def validate_adapter(adapter_dir: Path) -> int:
     import torch
     from safetensors.torch import load_file
 
-    from medchat.profiles import check_adapter_dir
+    from medchat.core.profiles import check_adapter_dir
 
     check_adapter_dir(Path(adapter_dir))
     tensors = load_file(str(Path(adapter_dir) / "adapter_model.safetensors"))

@@ -31,9 +31,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medchat.errors import UserError
-from medchat.models import DEFAULT_BASE, base_id, fingerprint, pick_device, resolve_base
-from medchat.profiles import Profile, ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.models import DEFAULT_BASE, base_id, fingerprint, pick_device, resolve_base
+from medchat.core.profiles import Profile, ProfileStore
 
 # bitsandbytes (imported by peft) warns on every CPU start about an optional kernels package; the
 # fallback it uses is fine, so keep the user's terminal clean

@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from medchat import paths
-from medchat.errors import UserError
+from medchat.core import paths
+from medchat.core.errors import UserError
 
 LOG = "trainer_log.jsonl"
 KEEP_CHECKPOINTS = 2

@@ -17,7 +17,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 CASES: Counter = Counter()
 

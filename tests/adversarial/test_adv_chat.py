@@ -14,13 +14,13 @@ from strategies import any_text, clean, controls, fast, huge_text, json_values, 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
 from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
-from medchat.commands import REGISTRY  # noqa: E402
-from medchat.history import HistoryStore  # noqa: E402
-from medchat.history.export import render  # noqa: E402
-from medchat.profiles import ProfileStore  # noqa: E402
-from medchat.session import ChatSession  # noqa: E402
-from medchat.settings import GenerationSettings  # noqa: E402
-from medchat.triage import triage  # noqa: E402
+from medchat.app.commands import REGISTRY  # noqa: E402
+from medchat.app.history import HistoryStore  # noqa: E402
+from medchat.app.history.export import render  # noqa: E402
+from medchat.core.profiles import ProfileStore  # noqa: E402
+from medchat.app.session import ChatSession  # noqa: E402
+from medchat.core.settings import GenerationSettings  # noqa: E402
+from medchat.app.triage import triage  # noqa: E402
 
 KINDS = ("text", "markdown", "table", "error", "action", "stream", "compare", "open_screen", "none")
 NAMES = sorted({c.name for c in REGISTRY.commands()} | {"exit", "q", "", "nosuch"})

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import any_text, as_bytes, clean, fast, json_values, leftovers, mixed_text, scratch, tally
 
-from medchat.config import AppConfig
-from medchat.profiles import ADAPTER_WEIGHTS, Profile, ProfileStore, check_adapter_dir
+from medchat.core.config import AppConfig
+from medchat.core.profiles import ADAPTER_WEIGHTS, Profile, ProfileStore, check_adapter_dir
 
 FIELDS = ["name", "base", "kind", "chain", "stage", "method", "datasets", "recipe", "metrics", "created",
           "chat_template", "system_prompt", "generation", "kb", "description", "allow_pickle"]

@@ -33,8 +33,8 @@ class Intent:
 
 # --- 1. profiles ---------------------------------------------------------------------------------
 def profiles(work: Path, rng: random.Random) -> None:
-    from medchat.errors import UserError
-    from medchat.profiles import Profile, ProfileStore
+    from medchat.core.errors import UserError
+    from medchat.core.profiles import Profile, ProfileStore
 
     store = ProfileStore()
     intent = Intent(work)
@@ -122,8 +122,8 @@ def kb(work: Path, rng: random.Random) -> None:
 # --- 3. history during a streamed reply ----------------------------------------------------------
 def history(work: Path, rng: random.Random) -> None:
     from fake_engine import FakeEngine
-    from medchat.history.store import HistoryStore
-    from medchat.session import ChatSession
+    from medchat.app.history.store import HistoryStore
+    from medchat.app.session import ChatSession
 
     hs = HistoryStore()
     session = ChatSession(FakeEngine(delay=rng.uniform(0.001, 0.006)), hs, kb=None,
@@ -137,7 +137,7 @@ def history(work: Path, rng: random.Random) -> None:
 
 # --- 4. evaluation output ------------------------------------------------------------------------
 def eval_results(work: Path, rng: random.Random) -> None:
-    from medchat import paths
+    from medchat.core import paths
 
     results = work / "results"
     run = results / "run"

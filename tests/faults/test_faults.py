@@ -16,7 +16,7 @@ from fake_engine import default_reply  # noqa: E402
 
 # --- 1. profiles: install / replace / rename / remove ---------------------------------------------
 def test_profile_store_survives_kills(tmp_path, monkeypatch):
-    from medchat.profiles import ProfileStore
+    from medchat.core.profiles import ProfileStore
 
     home = tmp_path / "home"
     monkeypatch.setenv("MEDCHAT_HOME", str(home))
@@ -76,7 +76,7 @@ def test_kb_replace_survives_kills(tmp_path, monkeypatch):
 
 # --- 3. history while a reply streams ---------------------------------------------------------------
 def test_history_survives_kills_mid_stream(tmp_path, monkeypatch):
-    from medchat.history.store import HistoryStore
+    from medchat.app.history.store import HistoryStore
 
     monkeypatch.setenv("MEDCHAT_HOME", str(tmp_path / "home"))
     kept: dict[int, tuple] = {}  # rows a previous check saw finished: they must never change

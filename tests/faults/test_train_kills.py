@@ -37,7 +37,7 @@ def _recipe(tmp_path: Path, base: Path) -> Path:
 
 def _check(expect_installed: list[str]) -> None:
     """What a fresh process finds after the kill."""
-    from medchat.profiles import ProfileStore
+    from medchat.core.profiles import ProfileStore
     from trainer.runs import Run
 
     store = ProfileStore()  # opening sweeps what an interrupted install left
@@ -57,7 +57,7 @@ def _check(expect_installed: list[str]) -> None:
 
 
 def test_a_killed_recipe_resumes_and_installs_every_stage(tmp_path, tiny_model_dir, monkeypatch):
-    from medchat.profiles import ProfileStore
+    from medchat.core.profiles import ProfileStore
 
     home = tmp_path / "home"
     monkeypatch.setenv("MEDCHAT_HOME", str(home))

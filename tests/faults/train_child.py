@@ -25,7 +25,7 @@ def at(pause: str, *where) -> None:
 
 def install_seams(pause: str) -> None:
     import trainer.stages
-    from medchat import paths
+    from medchat.core import paths
     from trainer.runs import Run
 
     save = Run.save_checkpoint
@@ -50,7 +50,7 @@ def install_seams(pause: str) -> None:
             if Path(final).parent == paths.profiles_dir():
                 at(pause, "install", Path(final).name)
 
-    paths.staging_dir = staging_dir  # medchat.profiles reads it as paths.staging_dir at call time
+    paths.staging_dir = staging_dir  # medchat.core.profiles reads it as paths.staging_dir at call time
 
     run_stage = trainer.stages.run_stage
 
@@ -63,6 +63,6 @@ def install_seams(pause: str) -> None:
 
 if __name__ == "__main__":
     install_seams(sys.argv[1])
-    from medchat.cli import main
+    from medchat.app.cli import main
 
     sys.exit(main(sys.argv[2:]))

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from medchat.cli import main
-from medchat.profiles import ProfileStore
+from medchat.app.cli import main
+from medchat.core.profiles import ProfileStore
 from test_engine_support import install, one_torch_thread  # noqa: F401
 
 

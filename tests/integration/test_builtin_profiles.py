@@ -1,4 +1,4 @@
-"""Shipped profiles (medchat/profiles_builtin/): installed once on first run, atomically, only for the
+"""Shipped profiles (medchat/app/profiles_builtin/): installed once on first run, atomically, only for the
 base they were made for; chat/ask default to `doctor` when it is installed."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from medchat import builtin_profiles as bp
-from medchat.models import fingerprint
-from medchat.profiles import Profile, ProfileStore
+from medchat.app import builtin_profiles as bp
+from medchat.core.models import fingerprint
+from medchat.core.profiles import Profile, ProfileStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,7 +81,7 @@ def _args(**kw):
 
 
 def test_chat_and_ask_default_to_the_shipped_doctor(tiny_model_dir, lora_a, tmp_path, monkeypatch):
-    from medchat.cli.common import make_engine
+    from medchat.app.cli.common import make_engine
 
     ship = tmp_path / "builtin"
     _ship(ship, lora_a, fingerprint(tiny_model_dir))
@@ -93,11 +93,11 @@ def test_chat_and_ask_default_to_the_shipped_doctor(tiny_model_dir, lora_a, tmp_
     assert bp.default_profile(ProfileStore(), "another-base") is None
 
 
-SHIPPED = REPO / "medchat" / "profiles_builtin" / "doctor"
+SHIPPED = REPO / "medchat" / "app" / "profiles_builtin" / "doctor"
 
 
 @pytest.mark.skipif(not (SHIPPED / bp.MANIFEST).exists(),
-                    reason="no shipped doctor profile yet (medchat/profiles_builtin/doctor/ is added after training)")
+                    reason="no shipped doctor profile yet (medchat/app/profiles_builtin/doctor/ is added after training)")
 def test_shipped_doctor_names_its_recipe_and_the_data_it_was_trained_on():
     from trainer.data.loaders import sha256_files
 

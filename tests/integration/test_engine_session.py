@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from medchat.session import KB_HEADER, ChatSession
-from medchat.settings import GenerationSettings
+from medchat.app.session import KB_HEADER, ChatSession
+from medchat.core.settings import GenerationSettings
 from test_engine_support import Trace, install, make_engine, one_torch_thread  # noqa: F401
 
 SETTINGS = GenerationSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=6)

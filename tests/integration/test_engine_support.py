@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from medchat.engine import engine as engine_mod
-from medchat.models import fingerprint
-from medchat.profiles import Profile, ProfileStore
-from medchat.settings import GenerationSettings
+from medchat.core.engine import engine as engine_mod
+from medchat.core.models import fingerprint
+from medchat.core.profiles import Profile, ProfileStore
+from medchat.core.settings import GenerationSettings
 
 SYSTEM = "Be brief."
 QUESTION = "I have a fever and a cough. What should I do?"
@@ -34,7 +34,7 @@ def one_torch_thread():
 
 
 def make_engine(model_dir: Path, backend: str = "float", **kw):
-    from medchat.engine import ChatEngine
+    from medchat.core.engine import ChatEngine
 
     opts, kind = BACKENDS[backend]
     engine = ChatEngine(str(model_dir), store=ProfileStore(), **opts, **kw)

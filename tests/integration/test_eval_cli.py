@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from medchat.cli import main
-from medchat.models import fingerprint
-from medchat.profiles import Profile, ProfileStore
+from medchat.app.cli import main
+from medchat.core.models import fingerprint
+from medchat.core.profiles import Profile, ProfileStore
 
 ROWS = [
     {"instruction": "I have a fever and a cough. What should I do?", "input": "", "output": "Drink fluids and rest."},
@@ -67,7 +67,7 @@ def test_end_to_end_writes_report(setup, tiny_model_dir, tmp_path, capsys):
 
 
 def test_json_output_and_reward(setup, tiny_model_dir, tmp_path, capsys, monkeypatch):
-    import medchat.evaluation.reward as reward
+    import medchat.app.evaluation.reward as reward
 
     class LengthScorer:  # stands in for trainer.stages.rm's scorer: reward = reply length in characters
         def score(self, conversations):

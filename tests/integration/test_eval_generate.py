@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from medchat.models import fingerprint
-from medchat.profiles import Profile, ProfileStore
-from medchat.settings import GenerationSettings
+from medchat.core.models import fingerprint
+from medchat.core.profiles import Profile, ProfileStore
+from medchat.core.settings import GenerationSettings
 
 PROMPTS = [  # different lengths, so every batch needs left padding
     [{"role": "user", "content": "fever?"}],
@@ -19,7 +19,7 @@ PROMPTS = [  # different lengths, so every batch needs left padding
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir, lora_a, tmp_path_factory):
-    from medchat.engine import ChatEngine
+    from medchat.core.engine import ChatEngine
 
     store = ProfileStore(tmp_path_factory.mktemp("profiles"))
     store.install(Profile(name="p1", base=str(tiny_model_dir), base_fingerprint=fingerprint(tiny_model_dir),
@@ -29,7 +29,7 @@ def engine(tiny_model_dir, lora_a, tmp_path_factory):
 
 @pytest.mark.parametrize("profile", ["base", "p1", "base"])
 def test_batched_equals_sequential_greedy(engine, profile):
-    from medchat.evaluation.generate import generate_batched, generate_sequential, hf_model
+    from medchat.app.evaluation.generate import generate_batched, generate_sequential, hf_model
 
     engine.use(profile)
     assert hf_model(engine) is not None
@@ -43,7 +43,7 @@ def test_batched_equals_sequential_greedy(engine, profile):
 
 
 def test_profiles_change_replies(engine):
-    from medchat.evaluation.generate import generate_batched
+    from medchat.app.evaluation.generate import generate_batched
 
     settings = GenerationSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=12)
     engine.use("base")

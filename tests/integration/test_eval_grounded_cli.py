@@ -9,7 +9,7 @@ import pytest
 
 from kb import KnowledgeBase
 from kb.embedder import default_model_dir
-from medchat.cli import main
+from medchat.app.cli import main
 
 DOCS = Path(__file__).parents[1] / "data" / "kb" / "docs"
 ROWS = [

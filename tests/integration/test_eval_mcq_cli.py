@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from medchat.cli import main
-from medchat.models import LoadOptions, fingerprint
-from medchat.profiles import Profile, ProfileStore
+from medchat.app.cli import main
+from medchat.core.models import LoadOptions, fingerprint
+from medchat.core.profiles import Profile, ProfileStore
 
 MEDQA = [
     {"question": "A patient has a fever and a cough. What should they do first?",
@@ -51,10 +51,10 @@ def setup(tmp_path, tiny_model_dir, lora_a):
 
 
 def test_batched_scores_equal_one_sequence_at_a_time(setup, tiny_model_dir):
-    from medchat.engine import ChatEngine
-    from medchat.evaluation.generate import hf_model
-    from medchat.evaluation.mcq import encode_item, option_logprobs
-    from medchat.evaluation.mcq_formats import load_mcq
+    from medchat.core.engine import ChatEngine
+    from medchat.app.evaluation.generate import hf_model
+    from medchat.app.evaluation.mcq import encode_item, option_logprobs
+    from medchat.app.evaluation.mcq_formats import load_mcq
 
     engine = ChatEngine(str(tiny_model_dir), LoadOptions(device="cpu"), fast=False)
     items = load_mcq(setup["medqa"]).items + load_mcq(setup["pubmedqa"]).items
@@ -91,8 +91,8 @@ def test_json_end_to_end(setup, tiny_model_dir, capsys):
 
 
 def test_forced_right_answer_scores_one_with_the_named_profile_active(setup, tiny_model_dir, capsys, monkeypatch):
-    import medchat.evaluation.mcq as mcq
-    from medchat.evaluation.generate import hf_model
+    import medchat.app.evaluation.mcq as mcq
+    from medchat.app.evaluation.generate import hf_model
 
     seen = []
 

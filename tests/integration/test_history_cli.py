@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from medchat.cli import history_cmd
-from medchat.errors import UserError
-from medchat.history import HistoryStore
+from medchat.app.cli import history_cmd
+from medchat.core.errors import UserError
+from medchat.app.history import HistoryStore
 
 
 def run(argv: list[str]) -> int:

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from medchat.history import HistoryStore
+from medchat.app.history import HistoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
 # The child mimics a chat turn: commit the user's message, then stream a partial reply token by token.
 CHILD = r"""
 import sys
-from medchat.history.store import HistoryStore
+from medchat.app.history.store import HistoryStore
 
 store = HistoryStore(sys.argv[1])
 cid = store.new_conversation()

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from medchat.models import hub_revision, resolve_base
-from medchat.profiles import ProfileStore
+from medchat.core.models import hub_revision, resolve_base
+from medchat.core.profiles import ProfileStore
 from trainer.config import load_config
 from trainer.stages import run_stage
 
@@ -53,7 +53,7 @@ def test_local_dirs_and_the_embedded_base_record_no_revision(tiny_model_dir, hub
 
 
 def test_a_locally_trained_profile_has_an_empty_revision_and_old_manifests_still_load(tmp_path, tiny_model_dir):
-    from medchat.profiles import Profile
+    from medchat.core.profiles import Profile
 
     old = Profile(name="x", base=str(tiny_model_dir)).to_toml().replace('base_revision = ""\n', "")
     assert "base_revision" not in old and Profile.from_toml(old).base_revision == ""

@@ -9,9 +9,9 @@ import pytest
 
 from kb import KnowledgeBase
 from kb.embedder import default_model_dir
-from medchat.cli import main
-from medchat.engine import ChatEngine
-from medchat.session import KB_HEADER, ChatSession
+from medchat.app.cli import main
+from medchat.core.engine import ChatEngine
+from medchat.app.session import KB_HEADER, ChatSession
 
 DOCS = Path(__file__).parents[1] / "data" / "kb" / "docs"
 QUESTION = "What is velmora fever treated with?"

@@ -15,8 +15,8 @@ from kb.cli import register
 from kb.embedder import DEFAULT_ID, default_model_dir
 from kb.quality import recall_at_k
 from kb.testing import HashingEmbedder
-from medchat import paths
-from medchat.errors import UserError
+from medchat.core import paths
+from medchat.core.errors import UserError
 
 DATA = Path(__file__).parents[1] / "data"
 DOCS = DATA / "kb" / "docs"

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 from trainer.config import PPOArgs
 from trainer.ppo.trainer import PPOTrainer
 

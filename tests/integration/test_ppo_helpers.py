@@ -24,8 +24,8 @@ def write_pairs(folder: Path, n_train: int = 12, n_val: int = 4) -> tuple[Path, 
 
 
 def install_profile(name: str, base_dir: Path, adapter: Path | None, chain=None, kind: str = "chat", stage: str = "sft"):
-    from medchat.models import fingerprint
-    from medchat.profiles import Profile, ProfileStore
+    from medchat.core.models import fingerprint
+    from medchat.core.profiles import Profile, ProfileStore
 
     prof = Profile(name=name, base=str(base_dir), base_fingerprint=fingerprint(base_dir), kind=kind,
                    chain=list(chain or []), stage=stage, method="lora")

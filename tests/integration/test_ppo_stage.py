@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from medchat.errors import UserError
-from medchat.profiles import ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.profiles import ProfileStore
 from test_ppo_helpers import install_profile, small_cfg, write_pairs
 from trainer.stages import ppo, rm
 
@@ -53,8 +53,8 @@ def test_reference_is_the_from_profile_not_the_raw_base(tiny_model_dir, lora_a):
 
 
 def test_ppo_with_a_reward_profile_installs_a_usable_chat_profile(tmp_path, tiny_model_dir, lora_a):
-    from medchat.engine.engine import ChatEngine
-    from medchat.settings import GenerationSettings
+    from medchat.core.engine.engine import ChatEngine
+    from medchat.core.settings import GenerationSettings
 
     install_profile("tiny-sft", tiny_model_dir, lora_a)
     train, val = write_pairs(tmp_path / "data")

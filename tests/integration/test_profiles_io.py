@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from fixtures_models import make_lora_adapter
-from medchat.errors import UserError
-from medchat.models import fingerprint
-from medchat.profile_io import export_adapter, export_merged, import_adapter
-from medchat.profiles import ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.models import fingerprint
+from medchat.core.profile_io import export_adapter, export_merged, import_adapter
+from medchat.core.profiles import ProfileStore
 from test_engine_support import (MSGS, install, load_hf, make_engine, one_torch_thread,  # noqa: F401
                                  prefill_logits, reference_logits)
 

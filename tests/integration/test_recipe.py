@@ -5,8 +5,8 @@ import json
 import pytest
 import yaml
 
-from medchat.errors import UserError
-from medchat.profiles import ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.profiles import ProfileStore
 from test_ppo_helpers import GOOD, QUESTIONS, write_pairs
 from trainer import recipes
 
@@ -63,7 +63,7 @@ def _tiny_recipe(tmp_path, tiny_model_dir):
 
 
 def test_tiny_recipe_runs_end_to_end_via_the_cli_then_skips_and_forces(tmp_path, tiny_model_dir, capsys):
-    from medchat.cli import main
+    from medchat.app.cli import main
 
     path = _tiny_recipe(tmp_path, tiny_model_dir)
     assert main(["train", "recipe", str(path), "--quiet", "--set", "rm.learning_rate=1e-3"]) == 0

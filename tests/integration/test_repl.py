@@ -15,14 +15,14 @@ from prompt_toolkit.output import DummyOutput
 sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
 from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
-from medchat.profiles import ProfileStore  # noqa: E402
-from medchat.repl import Repl, _completer  # noqa: E402
-from medchat.session import ChatSession  # noqa: E402
+from medchat.core.profiles import ProfileStore  # noqa: E402
+from medchat.app.repl import Repl, _completer  # noqa: E402
+from medchat.app.session import ChatSession  # noqa: E402
 
 
 @pytest.fixture
 def history():
-    from medchat.history.store import HistoryStore
+    from medchat.app.history.store import HistoryStore
 
     return HistoryStore()
 
@@ -115,7 +115,7 @@ def test_history_title_export_and_load(session, history, tmp_path):
 
 
 def test_cli_chat_plain_and_continue(monkeypatch, capsys, history):
-    from medchat.cli import chat, main
+    from medchat.app.cli import chat, main
 
     store = install_fake_profiles(ProfileStore())
     monkeypatch.setattr(chat, "make_engine", lambda args: FakeEngine(store))
@@ -136,7 +136,7 @@ def test_cli_chat_plain_and_continue(monkeypatch, capsys, history):
 def test_cli_chat_goes_on_without_a_broken_kb(monkeypatch, capsys):
     import kb
 
-    from medchat.cli import chat, main
+    from medchat.app.cli import chat, main
 
     def broken(*args, **kwargs):
         raise RuntimeError("index file missing")

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from medchat.errors import UserError
-from medchat.profiles import ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.profiles import ProfileStore
 from test_ppo_helpers import BAD, GOOD, install_profile, small_cfg, write_pairs
 from trainer.stages import rm
 
@@ -42,7 +42,7 @@ def test_rm_learns_separable_pairs_and_installs_a_reward_profile(tmp_path, tiny_
 
 
 def test_reward_profile_cannot_chat_and_chat_profile_cannot_score(tmp_path, tiny_model_dir, lora_a):
-    from medchat.engine.engine import ChatEngine
+    from medchat.core.engine.engine import ChatEngine
 
     rm.run(_cfg(tmp_path, tiny_model_dir, **{"training.max_steps": 1}), quiet=True)
     engine = ChatEngine(str(tiny_model_dir))

@@ -10,9 +10,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
 from fake_engine import FakeEngine  # noqa: E402
 
-from medchat.history.store import HistoryStore  # noqa: E402
-from medchat.profiles import ProfileStore  # noqa: E402
-from medchat.session import PARTIAL_EVERY, ChatSession  # noqa: E402
+from medchat.app.history.store import HistoryStore  # noqa: E402
+from medchat.core.profiles import ProfileStore  # noqa: E402
+from medchat.app.session import PARTIAL_EVERY, ChatSession  # noqa: E402
 
 
 def _rows(history, cid):

@@ -2,7 +2,7 @@
 
 import json
 
-from medchat.cli import main
+from medchat.app.cli import main
 
 
 def test_data_check_shows_the_mask_and_counts(tiny_model_dir, tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from medchat.profiles import ProfileStore
+from medchat.core.profiles import ProfileStore
 from trainer.config import load_config
 from trainer.stages import run_stage
 

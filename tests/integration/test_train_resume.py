@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from medchat.cli import main
-from medchat.profiles import ProfileStore
+from medchat.app.cli import main
+from medchat.core.profiles import ProfileStore
 from trainer.config import load_config
 from trainer.runs import Run
 from trainer.stages import run_stage

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from medchat.cli import main
-from medchat.profiles import ProfileStore
+from medchat.app.cli import main
+from medchat.core.profiles import ProfileStore
 from trainer.config import load_config
 from trainer.stages import run_stage
 
@@ -30,9 +30,9 @@ def _cfg(base, data, name, **training):
 
 
 def test_sft_memorizes_and_installs_a_profile_that_changes_answers(tiny_model_dir, mem_file, capsys):
-    from medchat.engine import ChatEngine
-    from medchat.models import fingerprint
-    from medchat.settings import GenerationSettings
+    from medchat.core.engine import ChatEngine
+    from medchat.core.models import fingerprint
+    from medchat.core.settings import GenerationSettings
 
     profile = run_stage(_cfg(tiny_model_dir, mem_file, "mem"), quiet=True)
     assert "installed profile 'mem'" in capsys.readouterr().out

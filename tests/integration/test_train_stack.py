@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from medchat.errors import UserError
-from medchat.profiles import Profile, ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.profiles import Profile, ProfileStore
 from trainer.config import load_config
 from trainer.modeling import TRAIN_ADAPTER, load_for_training, trainable_state
 from trainer.stages import run_stage
@@ -18,7 +18,7 @@ from trainer.data.encoding import Encoded
 
 @pytest.fixture
 def parent(tiny_model_dir, lora_a):
-    from medchat.models import base_id, fingerprint
+    from medchat.core.models import base_id, fingerprint
 
     return ProfileStore().install(Profile(name="parent", base=base_id(str(tiny_model_dir)), chain=["parent"],
                                           base_fingerprint=fingerprint(tiny_model_dir), stage="sft",
@@ -67,8 +67,8 @@ def test_from_freezes_parents_and_trains_only_the_new_adapter(parent, data):
 
 
 def test_stacked_training_records_the_chain_and_keeps_the_parent(tiny_model_dir, parent, data):
-    from medchat.engine import ChatEngine
-    from medchat.settings import GenerationSettings
+    from medchat.core.engine import ChatEngine
+    from medchat.core.settings import GenerationSettings
 
     digest = _digest(parent.path)
     child = run_stage(_cfg(data, "child", from_profile="parent"), quiet=True)

@@ -14,14 +14,14 @@ from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
 @pytest.fixture
 def store():
-    from medchat.profiles import ProfileStore
+    from medchat.core.profiles import ProfileStore
 
     return install_fake_profiles(ProfileStore())
 
 
 @pytest.fixture
 def history():
-    from medchat.history.store import HistoryStore
+    from medchat.app.history.store import HistoryStore
 
     return HistoryStore()
 
@@ -31,8 +31,8 @@ def make_app(store, history):
     """make_app(delay=..., triage=..., retriever=..., embedder=...) -> (app, session, engine)."""
 
     def build(delay: float = 0.0, triage=None, retriever=None, with_history: bool = True, embedder=None):
-        from medchat.session import ChatSession
-        from medchat.tui.app import MedchatApp
+        from medchat.app.session import ChatSession
+        from medchat.app.tui.app import MedchatApp
 
         engine = FakeEngine(store, delay=delay)
         session = ChatSession(engine, history=history if with_history else None, kb="default" if retriever else None,

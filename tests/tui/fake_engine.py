@@ -11,8 +11,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from medchat.errors import UserError
-from medchat.profiles import BASE_PROFILE, Profile, ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore
 
 
 @dataclass
@@ -110,7 +110,7 @@ def install_fake_profiles(store: ProfileStore) -> ProfileStore:
 
 
 def fake_triage(text: str):
-    """Chest pain -> an emergency notice, otherwise None (stands in for medchat.safety.triage)."""
+    """Chest pain -> an emergency notice, otherwise None (stands in for medchat.app.triage)."""
     if "chest pain" not in text.lower():
         return None
 

@@ -7,14 +7,14 @@ from types import SimpleNamespace
 
 from fake_engine import FakeEngine, wait_until
 
-from medchat.tui.widgets.assistant_message import AssistantMessage
-from medchat.tui.widgets.chat_input import ChatInput
-from medchat.tui.widgets.compare_view import CompareView
-from medchat.tui.widgets.notice import Notice
-from medchat.tui.widgets.sources_panel import SourcesPanel
-from medchat.tui.widgets.status_bar import StatusBar
-from medchat.tui.widgets.triage_notice import TriageNotice
-from medchat.tui.widgets.user_message import UserMessage
+from medchat.app.tui.widgets.assistant_message import AssistantMessage
+from medchat.app.tui.widgets.chat_input import ChatInput
+from medchat.app.tui.widgets.compare_view import CompareView
+from medchat.app.tui.widgets.notice import Notice
+from medchat.app.tui.widgets.sources_panel import SourcesPanel
+from medchat.app.tui.widgets.status_bar import StatusBar
+from medchat.app.tui.widgets.triage_notice import TriageNotice
+from medchat.app.tui.widgets.user_message import UserMessage
 
 SIZE = (100, 34)
 
@@ -136,7 +136,7 @@ async def test_compare_shows_two_profiles(make_app):
 
 
 async def test_triage_guidance_shown_before_reply(make_app):
-    from medchat.triage import triage
+    from medchat.app.triage import triage
 
     question = "I have crushing chest pain spreading to my left arm and I am sweating"
     assert triage(question) is not None  # the premise: real triage flags this message
@@ -178,8 +178,8 @@ async def test_unknown_command_and_bad_args_get_a_hint(make_app):
 
 
 async def test_messages_typed_while_loading_wait_for_the_model(store):
-    from medchat.session import ChatSession
-    from medchat.tui.app import MedchatApp
+    from medchat.app.session import ChatSession
+    from medchat.app.tui.app import MedchatApp
 
     release = threading.Event()
 
@@ -201,7 +201,7 @@ async def test_messages_typed_while_loading_wait_for_the_model(store):
 
 
 async def test_messages_typed_while_loading_are_kept_when_the_chat_closes(store, history):
-    from medchat.tui.app import MedchatApp
+    from medchat.app.tui.app import MedchatApp
 
     never = threading.Event()
 
@@ -275,7 +275,7 @@ async def test_sources_panel_lists_cited_passages(make_app):
 async def test_key_facts_widget_quotes_the_passage_after_the_reply(make_app):
     from kb.testing import HashingEmbedder
 
-    from medchat.tui.widgets.key_facts import KeyFacts
+    from medchat.app.tui.widgets.key_facts import KeyFacts
 
     passage = SimpleNamespace(text="Colds last a week. Rest and fluids help most colds.", source="nhs-colds.md",
                               title="Common cold", section="Treatment", score=0.81)
@@ -315,8 +315,8 @@ async def test_continued_conversation_is_shown(make_app, history):
 
 
 async def test_model_that_fails_to_load_is_reported(store):
-    from medchat.errors import UserError
-    from medchat.tui.app import MedchatApp
+    from medchat.core.errors import UserError
+    from medchat.app.tui.app import MedchatApp
 
     def loader():
         raise UserError("base model 'nope' not found")

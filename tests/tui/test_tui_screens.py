@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fake_engine import wait_until
 
-from medchat.tui.screens.help_screen import HelpScreen
-from medchat.tui.screens.history_browser import HistoryBrowser
-from medchat.tui.screens.profile_picker import ProfilePicker
-from medchat.tui.widgets.chat_input import ChatInput
-from medchat.tui.widgets.status_bar import StatusBar
-from medchat.tui.widgets.user_message import UserMessage
+from medchat.app.tui.screens.help_screen import HelpScreen
+from medchat.app.tui.screens.history_browser import HistoryBrowser
+from medchat.app.tui.screens.profile_picker import ProfilePicker
+from medchat.app.tui.widgets.chat_input import ChatInput
+from medchat.app.tui.widgets.status_bar import StatusBar
+from medchat.app.tui.widgets.user_message import UserMessage
 
 SIZE = (100, 34)
 
@@ -84,7 +84,7 @@ async def test_history_command_opens_browser_with_query(make_app):
 
 
 async def test_help_lists_every_registered_command(make_app):
-    from medchat.commands import REGISTRY
+    from medchat.app.commands import REGISTRY
 
     app, session, engine = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fake_engine import wait_until
 
-from medchat.tui.widgets.chat_input import ChatInput
+from medchat.app.tui.widgets.chat_input import ChatInput
 
 SIZE = (100, 30)
 

@@ -1,4 +1,5 @@
-"""The layering contracts in pyproject.toml ([tool.importlinter]) hold: the rooms import only the seam."""
+"""The layering contracts in pyproject.toml ([tool.importlinter]) hold: medchat.app above kb | trainer above
+medchat.core, the rooms independent, the seam importing nothing above it."""
 
 from __future__ import annotations
 
@@ -25,12 +26,19 @@ def test_import_contracts_are_kept():
     assert "0 broken" in out.stdout
 
 
-def test_a_forbidden_import_is_caught(tmp_path):
-    """The contracts can fail: a kb module importing the session breaks the first one."""
-    bad = ROOT / "kb" / "_contract_probe.py"
-    bad.write_text("import medchat.session  # noqa: F401\n", encoding="utf-8")
+@pytest.mark.parametrize("where, line, contract", [
+    ("kb", "import medchat.app.session", "layers: medchat.app above kb | trainer above medchat.core"),
+    ("trainer", "import kb.store", "kb and trainer are independent rooms"),
+    ("medchat/core", "import trainer.runs", "the seam (medchat.core) imports no room and no application module"),
+])
+def test_a_forbidden_import_is_caught(where, line, contract):
+    """The contracts can fail: a room importing the application, a room importing the other room, the seam
+    importing a room each break the contract named."""
+    bad = ROOT / where / "_contract_probe.py"
+    bad.write_text(f"{line}  # noqa: F401\n", encoding="utf-8")
     try:
         out = subprocess.run([_lint_imports()], cwd=ROOT, capture_output=True, text=True, timeout=300)
     finally:
         bad.unlink()
     assert out.returncode != 0 and "BROKEN" in out.stdout
+    assert f"{contract} BROKEN" in out.stdout, out.stdout[-3000:]

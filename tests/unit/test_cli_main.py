@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _PROBE = """
 import sys
-from medchat.cli import main
+from medchat.app.cli import main
 assert 'huggingface_hub' not in sys.modules  # nothing hub-related loads before main runs
 try:
     main(['--version'])
@@ -36,7 +36,7 @@ def test_hub_is_offline_from_process_start_unless_the_user_says_otherwise(value,
 
 
 def test_exit_codes_are_documented_and_kept_apart(capsys, monkeypatch):
-    from medchat.cli import main
+    from medchat.app.cli import main
 
     assert main(["--help"]) == 0
     shown = capsys.readouterr().out
@@ -45,7 +45,7 @@ def test_exit_codes_are_documented_and_kept_apart(capsys, monkeypatch):
     assert main(["history", "show", "999"]) == 1  # well-formed, but no such conversation
     assert "no conversation with id 999" in capsys.readouterr().err
 
-    from medchat.cli import history_cmd
+    from medchat.app.cli import history_cmd
 
     def interrupted(args):
         raise KeyboardInterrupt
@@ -56,8 +56,8 @@ def test_exit_codes_are_documented_and_kept_apart(capsys, monkeypatch):
 
 
 def test_usage_errors_raised_by_handlers_exit_2(capsys):
-    from medchat.cli import main
-    from medchat.errors import UsageError, UserError
+    from medchat.app.cli import main
+    from medchat.core.errors import UsageError, UserError
 
     assert issubclass(UsageError, UserError) and UsageError("x").code == 2 and UserError("x").code == 1
     assert main(["train", "--name", "x", "--set", "lora.r"]) == 2
@@ -67,8 +67,8 @@ def test_usage_errors_raised_by_handlers_exit_2(capsys):
 def test_busy_database_in_search_is_reported_not_hidden(monkeypatch, capsys):
     import sqlite3
 
-    from medchat.cli import main
-    from medchat.history import HistoryStore
+    from medchat.app.cli import main
+    from medchat.app.history import HistoryStore
 
     def locked(self, sql, params=()):
         raise sqlite3.OperationalError("database is locked")

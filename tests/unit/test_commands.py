@@ -11,9 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
 from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
-from medchat.commands import REGISTRY, classify, format_table  # noqa: E402
-from medchat.profiles import ProfileStore  # noqa: E402
-from medchat.session import ChatSession  # noqa: E402
+from medchat.app.commands import REGISTRY, classify, format_table  # noqa: E402
+from medchat.core.profiles import ProfileStore  # noqa: E402
+from medchat.app.session import ChatSession  # noqa: E402
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ def test_format_table_aligns_columns():
 
 
 def test_forget_deletes_the_current_conversation(tmp_path):
-    from medchat.history import HistoryStore
+    from medchat.app.history import HistoryStore
 
     with HistoryStore(tmp_path / "h.db") as history:
         engine = FakeEngine(install_fake_profiles(ProfileStore()))

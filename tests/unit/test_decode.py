@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from fixtures_models import build_tokenizer
-from medchat.engine.decode import ROLE_TAG, TAIL_GUARD, Sampler, TextStream, stop_token_ids
-from medchat.settings import GenerationSettings
+from medchat.core.engine.decode import ROLE_TAG, TAIL_GUARD, Sampler, TextStream, stop_token_ids
+from medchat.core.settings import GenerationSettings
 
 
 @pytest.fixture(scope="module")

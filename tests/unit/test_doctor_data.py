@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kb.grounded import load_questions, split_of
-from medchat.session import KB_HEADER
-from medchat.settings import DOCTOR_SYSTEM_PROMPT
+from medchat.app.session import KB_HEADER
+from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
 SAMPLES = Path(__file__).resolve().parents[2] / "trainer" / "samples"
 FILES = ("doctor_sft_train.json", "doctor_sft_val.json")

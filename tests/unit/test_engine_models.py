@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from medchat import models
-from medchat.errors import UserError
-from medchat.models import DEFAULT_BASE, base_id, fingerprint, pick_device, pick_dtype, resolve_base
+from medchat.core import models
+from medchat.core.errors import UserError
+from medchat.core.models import DEFAULT_BASE, base_id, fingerprint, pick_device, pick_dtype, resolve_base
 
 
 def fake_model_dir(path, hidden=64, weights=b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "):

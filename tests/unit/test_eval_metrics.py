@@ -5,7 +5,7 @@ from __future__ import annotations
 import jieba
 import pytest
 
-from medchat.evaluation import metrics as M
+from medchat.app.evaluation import metrics as M
 
 EN = "The patient has a fever and a dry cough. Drink fluids and rest at home."
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from medchat.errors import UserError
-from medchat.evaluation.samples import load_samples
+from medchat.core.errors import UserError
+from medchat.app.evaluation.samples import load_samples
 
 
 def _write(path, data, jsonl=False):

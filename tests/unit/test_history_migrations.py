@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
-from medchat.errors import UserError
-from medchat.history import HistoryStore, migrations
-from medchat.history.migrations import MIGRATIONS, SCHEMA_VERSION, statements
+from medchat.core.errors import UserError
+from medchat.app.history import HistoryStore, migrations
+from medchat.app.history.migrations import MIGRATIONS, SCHEMA_VERSION, statements
 
 
 def _version(path) -> int:

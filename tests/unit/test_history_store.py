@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from medchat import paths
-from medchat.errors import UserError
-from medchat.history import HistoryStore
-from medchat.history.store import query_terms
+from medchat.core import paths
+from medchat.core.errors import UserError
+from medchat.app.history import HistoryStore
+from medchat.app.history.store import query_terms
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from kb.cli import register
 from kb.embedder import get_embedder
 from kb.testing import HashingEmbedder
-from medchat import paths
-from medchat.errors import UserError
+from medchat.core import paths
+from medchat.core.errors import UserError
 
 DATA = Path(__file__).parents[1] / "data" / "kb"
 

@@ -14,10 +14,10 @@ from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
 from kb.key_facts import format_block, select, split_sentences  # noqa: E402
 from kb.testing import HashingEmbedder  # noqa: E402
-from medchat.commands import REGISTRY  # noqa: E402
-from medchat.profiles import ProfileStore  # noqa: E402
-from medchat.repl import Repl  # noqa: E402
-from medchat.session import ChatSession, citation_footer  # noqa: E402
+from medchat.app.commands import REGISTRY  # noqa: E402
+from medchat.core.profiles import ProfileStore  # noqa: E402
+from medchat.app.repl import Repl  # noqa: E402
+from medchat.app.session import ChatSession, citation_footer  # noqa: E402
 
 # a bag-of-words embedder: a sentence sharing the question's words scores high, others near 0
 EMBEDDER = HashingEmbedder(dim=512)

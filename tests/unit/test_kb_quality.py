@@ -10,7 +10,7 @@ import pytest
 from kb import KnowledgeBase
 from kb.quality import load_questions, recall_at_k
 from kb.testing import HashingEmbedder
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 DATA = Path(__file__).parents[1] / "data"
 SAMPLE = DATA / "kb_questions_sample.jsonl"

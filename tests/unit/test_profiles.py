@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from medchat import profiles as profiles_mod
-from medchat.errors import UserError
-from medchat.profiles import BASE_PROFILE, Profile, ProfileStore, check_adapter_dir, validate_name
+from medchat.core import profiles as profiles_mod
+from medchat.core.errors import UserError
+from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore, check_adapter_dir, validate_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,7 +223,7 @@ def test_install_killed_hard_midway_is_hidden_then_swept(store, tmp_path, medcha
     src = fake_adapter(tmp_path / "src", extra_files=True)
     script = textwrap.dedent(f"""
         import os, shutil
-        from medchat.profiles import Profile, ProfileStore
+        from medchat.core.profiles import Profile, ProfileStore
         real = shutil.copy2
         n = [0]
         def dying_copy(a, b, *args, **kw):

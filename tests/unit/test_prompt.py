@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fixtures_models import CHATML, build_tokenizer
-from medchat.engine.prompt import FALLBACK_TEMPLATE, render_ids, template_for, trim_messages
-from medchat.errors import UserError
+from medchat.core.engine.prompt import FALLBACK_TEMPLATE, render_ids, template_for, trim_messages
+from medchat.core.errors import UserError
 
 SYSTEM = {"role": "system", "content": "Be brief."}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from medchat.errors import UserError
-from medchat.settings import DOCTOR_SYSTEM_PROMPT, GenerationSettings
+from medchat.core.errors import UserError
+from medchat.core.settings import DOCTOR_SYSTEM_PROMPT, GenerationSettings
 
 
 def test_with_value_parses_and_returns_a_copy():

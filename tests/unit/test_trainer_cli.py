@@ -2,7 +2,7 @@
 
 import types
 
-from medchat.cli import main
+from medchat.app.cli import main
 
 
 def test_train_recipe_routes_to_recipes_run(monkeypatch, capsys):

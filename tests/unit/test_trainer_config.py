@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 from trainer.config import (DPOArgs, PPOArgs, RewardArgs, TrainConfig, add_flags, apply_overrides, load_config,
                             overrides_from_args)
 
@@ -83,7 +83,7 @@ def test_apply_overrides_in_place():
 
 def test_trainer_cli_does_not_import_the_tui_or_torch():
     code = ("import sys, trainer.cli, trainer.config, trainer.runs, trainer.install, trainer.data; "
-            "bad = [m for m in sys.modules if m.startswith(('textual', 'medchat.tui'))]; "
+            "bad = [m for m in sys.modules if m.startswith(('textual', 'medchat.app.tui'))]; "
             "assert not bad, bad; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr

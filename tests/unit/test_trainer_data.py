@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 from trainer.data import load_dataset_rows, load_datasets, resolve
 from trainer.data.registry import SAMPLES_DIR
 

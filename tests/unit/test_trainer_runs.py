@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from medchat import paths
-from medchat.errors import UserError
+from medchat.core import paths
+from medchat.core.errors import UserError
 from trainer.config import load_config
 from trainer.install import preflight
 from trainer.runs import Run
@@ -62,7 +62,7 @@ def test_checkpoints_are_atomic_and_pruned():
 
 
 def test_preflight_refuses_bad_or_taken_names(lora_a):
-    from medchat.profiles import Profile, ProfileStore
+    from medchat.core.profiles import Profile, ProfileStore
 
     with pytest.raises(UserError, match="--name is required"):
         preflight(load_config({}))

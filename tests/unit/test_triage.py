@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from medchat.config import AppConfig
-from medchat.errors import UserError
-from medchat.triage import CATEGORIES, Triager, load_model, load_triager, region, region_for, triage
-from medchat.triage import build as triage_build
-from medchat.triage.corpus import assign_splits, load_rows
-from medchat.triage.text import normalize
+from medchat.core.config import AppConfig
+from medchat.core.errors import UserError
+from medchat.app.triage import CATEGORIES, Triager, load_model, load_triager, region, region_for, triage
+from medchat.app.triage import build as triage_build
+from medchat.app.triage.corpus import assign_splits, load_rows
+from medchat.app.triage.text import normalize
 
 ROWS = load_rows()
 

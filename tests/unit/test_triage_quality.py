@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from medchat.triage import triage
-from medchat.triage.corpus import load_rows, select
-from medchat.triage.evaluate import evaluate
+from medchat.app.triage import triage
+from medchat.app.triage.corpus import load_rows, select
+from medchat.app.triage.evaluate import evaluate
 
 FLOORS = {  # language: (recall, self-harm recall, false-alarm ceiling)
     "en": (0.95, 1.00, 0.06),

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from medchat.triage import CATEGORIES, Triage, disclaimer, triage
-from medchat.triage.guidance import REGIONS, guidance
-from medchat.triage.rules import match_rules
-from medchat.triage.text import normalize
+from medchat.app.triage import CATEGORIES, Triage, disclaimer, triage
+from medchat.app.triage.guidance import REGIONS, guidance
+from medchat.app.triage.rules import match_rules
+from medchat.app.triage.text import normalize
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EMERGENCY_NUMBER = re.compile(r"911|112|999|120")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 from trainer.data.formats import BadRow, Example, chat_to_text, detect, from_alpaca, from_sharegpt, from_text
 from trainer.data.loaders import read_rows, sha256_files
 from trainer.data.registry import DatasetSpec, default_dataset_dir, load_registry, resolve

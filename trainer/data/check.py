@@ -34,7 +34,7 @@ def mask_text(tokenizer, ids: list[int], labels: list[int], color: bool) -> Text
 def check(dataset: str, dataset_dir=None, rows: int = 3, base: str | None = None, stage: str = "sft",
           cutoff_len: int = 1024, template: str = "", train_on_prompt: bool = False, last_turn_only: bool = False,
           console: Console | None = None) -> int:
-    from medchat.models import resolve_base
+    from medchat.core.models import resolve_base
     from trainer.modeling import load_tokenizer
 
     console = console or Console()

@@ -6,7 +6,7 @@ are found by rendering the conversation up to that reply twice, with the generat
 reply plus its end-of-turn marker, so the model learns to stop. train_on_prompt=True trains on every
 token; last_turn_only=True trains only on the final reply.
 
-The template is medchat.engine.prompt.template_for(tokenizer, override): the one the chat engine uses
+The template is medchat.core.engine.prompt.template_for(tokenizer, override): the one the chat engine uses
 at inference (the tokenizer's own, or the documented fallback for plain base models).
 
 Truncation policy (cutoff_len): a sample keeps its first cutoff_len tokens, so later turns of a long
@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medchat.engine.prompt import render_ids, template_for
-from medchat.errors import UserError
+from medchat.core.engine.prompt import render_ids, template_for
+from medchat.core.errors import UserError
 
 IGNORE = -100
 

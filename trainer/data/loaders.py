@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 
 def sha256_files(files: list[Path]) -> str:

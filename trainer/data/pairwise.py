@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 from trainer.data import DatasetSpec, Example, load_dataset_rows, resolve
 from trainer.data.loaders import read_rows
 
@@ -81,7 +81,7 @@ def pair_prompts(examples: list[Example]) -> list[list[dict]]:
 def encode_conversation(tokenizer, messages: list[dict], template: str, max_len: int = 1024) -> list[int]:
     """Token ids of a whole conversation (no generation prompt), keeping its end when too long:
     a reward is read at the last token, so the reply must survive truncation."""
-    from medchat.engine.prompt import render_ids
+    from medchat.core.engine.prompt import render_ids
 
     ids = render_ids(tokenizer, messages, template, add_generation_prompt=False)
     return ids[-max_len:]

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 SUPPORTED_EXT = (".json", ".jsonl", ".csv", ".parquet", ".txt")

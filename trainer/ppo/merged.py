@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medchat.errors import UserError
-from medchat.models import base_id, fingerprint, pick_device, resolve_base
-from medchat.profiles import ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.models import base_id, fingerprint, pick_device, resolve_base
+from medchat.core.profiles import ProfileStore
 from trainer.modeling import TrainModel, load_base_model, load_tokenizer, lora_config, resolve_source
 
 NEW_ADAPTER = "default"  # trl's DPOTrainer and peft's helpers expect this name

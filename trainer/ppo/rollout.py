@@ -36,7 +36,7 @@ class Rollout:
 
 def encode_prompts(tokenizer, prompts: list[list[dict]], template: str, max_len: int, pad_id: int):
     """Left-padded (ids, mask) for chat prompts ending with the assistant generation marker."""
-    from medchat.engine.prompt import render_ids
+    from medchat.core.engine.prompt import render_ids
 
     rows = [render_ids(tokenizer, p, template, add_generation_prompt=True)[-max_len:] for p in prompts]
     width = max(len(r) for r in rows)

@@ -22,7 +22,7 @@ RewardFn = Callable[[list[list[dict]]], Sequence[float] | torch.Tensor]
 
 
 def check_args(args) -> None:
-    from medchat.errors import UserError
+    from medchat.core.errors import UserError
 
     checks = [
         (args.rollout_batch_size >= 1, "ppo.rollout_batch_size must be >= 1"),
@@ -46,7 +46,7 @@ class PPOTrainer:
     def __init__(self, model, tokenizer, reward_fn: RewardFn, args, *, template: str,
                  learning_rate: float = 1e-5, max_grad_norm: float = 1.0, max_prompt_len: int = 512,
                  value_head: ValueHead | None = None, stop_ids: set[int] | None = None, seed: int = 0):
-        from medchat.engine.decode import stop_token_ids
+        from medchat.core.engine.decode import stop_token_ids
 
         check_args(args)
         self.model, self.tokenizer, self.reward_fn, self.args = model, tokenizer, reward_fn, args
@@ -162,7 +162,7 @@ class PPOTrainer:
               on_step: Callable[[dict], None] | None = None) -> list[dict]:
         """Run PPO steps until `steps` (default args.steps) are done in total; returns their stats."""
         if not prompts:
-            from medchat.errors import UserError
+            from medchat.core.errors import UserError
 
             raise UserError("PPO needs prompts: the dataset gave none")
         history = []

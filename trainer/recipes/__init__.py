@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 RECIPES_DIR = Path(__file__).resolve().parent
 _CONTROL = ("force",)
@@ -130,7 +130,7 @@ def run(name_or_path: str, overrides: dict | None = None, quiet: bool = False,
     """`remote_code_flag`: whether --trust-remote-code was on the command line (None: not from a CLI)."""
     import time
 
-    from medchat.profiles import ProfileStore
+    from medchat.core.profiles import ProfileStore
     from trainer.stages import run_stage
 
     path = find(name_or_path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from medchat.errors import UserError
+from medchat.core.errors import UserError
 
 STAGE_MODULES = {"pt": "trainer.stages.pt", "sft": "trainer.stages.sft", "rm": "trainer.stages.rm",
                  "ppo": "trainer.stages.ppo", "dpo": "trainer.stages.dpo"}
@@ -18,10 +18,4 @@ def run_stage(cfg, **kwargs):
     name = STAGE_MODULES.get(cfg.stage)
     if name is None:
         raise UserError(f"unknown --stage '{cfg.stage}'; use one of {', '.join(STAGE_MODULES)}")
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        raise UserError(f"--stage {cfg.stage} is not available in this build") from None
-    return module.run(cfg, **kwargs)
+    return importlib.import_module(name).run(cfg, **kwargs)

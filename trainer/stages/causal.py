@@ -14,8 +14,8 @@ import math
 import os
 import sys
 
-from medchat.errors import UserError
-from medchat.profiles import Profile
+from medchat.core.errors import UserError
+from medchat.core.profiles import Profile
 from trainer.data import dataset_dir_of, load_datasets
 from trainer.data.encoding import encode_examples
 from trainer.install import install_adapter, preflight
@@ -27,7 +27,7 @@ MIN_ROWS_FOR_SPLIT = 10
 def make_accelerator(cfg):
     from accelerate import Accelerator
 
-    from medchat.models import pick_device
+    from medchat.core.models import pick_device
 
     device = pick_device(cfg.model.device or None)
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a recipe may change precision between stages

@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from medchat.errors import UserError
-from medchat.profiles import Profile, ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.profiles import Profile, ProfileStore
 from trainer.data.pairwise import conversation
 from trainer.install import install_adapter, preflight
 from trainer.modeling import save_adapter
@@ -45,7 +45,7 @@ def _say(text: str) -> None:
 
 
 def _reply_ids(tokenizer, template: str, ex, reply: str, cutoff: int) -> tuple[list[int], int]:
-    from medchat.engine.prompt import render_ids
+    from medchat.core.engine.prompt import render_ids
 
     prompt = render_ids(tokenizer, ex.chat(), template, add_generation_prompt=True)
     full = render_ids(tokenizer, conversation(ex, reply), template, add_generation_prompt=False)

@@ -161,7 +161,7 @@ class TrainLoop:
 
     # --- the loop --------------------------------------------------------------------------------------
     def fit(self) -> LoopResult:
-        # medchat.models.load_base turns autograd off process-wide (chat never needs it); training does
+        # medchat.core.models.load_base turns autograd off process-wide (chat never needs it); training does
         with torch.enable_grad():
             return self._fit()
 

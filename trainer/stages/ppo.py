@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from medchat.errors import UserError
-from medchat.profiles import Profile, ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.profiles import Profile, ProfileStore
 from trainer.data import dataset_dir_of, load_datasets
 from trainer.data.pairwise import pair_prompts
 from trainer.install import install_adapter, preflight

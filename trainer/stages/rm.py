@@ -23,8 +23,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from medchat.errors import UserError
-from medchat.profiles import Profile, ProfileStore
+from medchat.core.errors import UserError
+from medchat.core.profiles import Profile, ProfileStore
 from trainer.data import dataset_dir_of
 from trainer.data.pairwise import conversation, encode_conversation, load_pairs
 from trainer.install import install_adapter, preflight
@@ -105,7 +105,7 @@ def load_reward_model(profile_name: str, device: str | None = None, store: Profi
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    from medchat.models import fingerprint, pick_device, resolve_base
+    from medchat.core.models import fingerprint, pick_device, resolve_base
     from trainer.data.encoding import resolve_template
     from trainer.modeling import load_tokenizer
     from trainer.ppo.merged import merge_chain

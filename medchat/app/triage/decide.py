@@ -1,0 +1,119 @@
+"""One triage decision: rules and the learned model side by side, then the conversation on top.
+
+- A message is an emergency if the rules fire or the model's score reaches the language's threshold
+  (or, for self-harm, if P(self_harm) reaches its own lower threshold). The category comes from the
+  rules when they fire (a matched pattern is the more specific evidence), else from the model.
+- The newest message is also judged together with the recent user turns, so "it started an hour ago"
+  after "my chest hurts" counts.
+- Guidance already shown is not repeated every turn: it is shown again when the category changes,
+  when the newest message on its own is an emergency with a higher score (worsening), and always for
+  self-harm reported in the newest message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from medchat.app.triage.guidance import Region, guidance
+from medchat.app.triage.rules import infant_fever_ruled_out, match_rules
+from medchat.app.triage.text import detect_language, normalize
+
+RECENT_TURNS = 3  # earlier user messages read together with the newest one
+MAX_CHARS = 4000  # longer messages are judged on their head and tail (a long paste stays fast)
+WORSENING = 0.1
+
+
+@dataclass(frozen=True)
+class Triage:
+    emergency: bool
+    category: str | None
+    score: float
+    guidance: str
+    language: str
+    evidence: tuple[str, ...] = ()
+    source: str = ""  # rules | model | rules+model | conversation
+    repeat: bool = False  # the same guidance was already shown in this conversation
+
+    @property
+    def show(self) -> bool:
+        return self.emergency and not self.repeat
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["evidence"] = list(self.evidence)
+        return d
+
+
+@dataclass
+class Triager:
+    """Decides per message and per conversation. `model` is a TriageModel, or None for rules only."""
+
+    model: object = None
+    region: Region | None = None
+    _shown: list = field(default_factory=list)
+
+    def assess(self, text: str) -> Triage:
+        text = _clip(text or "")
+        norm = normalize(text)
+        language = detect_language(text)
+        if not norm.strip():
+            return Triage(False, None, 0.0, "", language)
+        ruled = match_rules(norm)
+        pred = self.model.predict(norm) if self.model is not None else None
+        score = pred.score if pred else (1.0 if ruled else 0.0)
+        model_fires = pred is not None and (score >= self.model.threshold(language) or self._self_harm(pred))
+        if model_fires and pred.category == "infant_fever" and not self._self_harm(pred) and infant_fever_ruled_out(norm):
+            model_fires = False
+        if ruled:
+            category, source = ruled[0], "rules+model" if model_fires else "rules"
+            evidence = (f"rule: {ruled[1]}",)
+        elif model_fires:
+            category = "self_harm" if self._self_harm(pred) else pred.category
+            source, evidence = "model", self._neighbours(text, category)
+        else:
+            return Triage(False, pred.category if pred else None, score, "", language, (), "")
+        return Triage(True, category, round(score, 4), guidance(category, language, self.region), language,
+                      evidence, source)
+
+    def _self_harm(self, pred) -> bool:
+        return pred.self_harm >= float(self.model.meta.get("self_harm_threshold", 0.5))
+
+    def _neighbours(self, text: str, category: str) -> tuple[str, ...]:
+        find = getattr(self.model, "neighbours", None)
+        return tuple(f"like: {t}" for t in find(text, category)) if callable(find) else (f"model: {category}",)
+
+    def assess_turn(self, text: str, recent: list[str] | tuple = ()) -> Triage:
+        """The newest message in its conversation; updates what has been shown.
+
+        Unless a rule fired on the newest message alone, it is also judged together with the recent
+        user turns, and that reading wins when it is an emergency at least as sure: it knows more.
+        """
+        alone = self.assess(text)
+        result = alone
+        earlier = [m for m in recent if m and m.strip()][-RECENT_TURNS:]
+        if earlier and not alone.source.startswith("rules"):
+            joined = self.assess(" ".join([*earlier, text]))
+            if joined.emergency and (not alone.emergency or joined.score >= alone.score):
+                result = replace(joined, source="conversation", language=alone.language,
+                                 guidance=guidance(joined.category, alone.language, self.region))
+        if result.emergency:
+            if self._already_shown(result, alone):
+                result = replace(result, repeat=True)
+            else:
+                self._shown.append(result)
+        return result
+
+    def _already_shown(self, result: Triage, alone: Triage) -> bool:
+        same = [t for t in self._shown if t.category == result.category]
+        if not same:
+            return False
+        if alone.emergency and alone.category == "self_harm":
+            return False
+        return not (alone.emergency and alone.score > max(t.score for t in same) + WORSENING)
+
+    def reset(self) -> None:
+        self._shown.clear()
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS // 2] + " … " + text[-MAX_CHARS // 2:]

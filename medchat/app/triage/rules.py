@@ -1,0 +1,159 @@
+"""The rule layer: match the tables in `patterns.py`, with negation, hypothetical and knowledge-question
+filters, resolved episodes, and the numeric infant-fever check.
+
+Self-harm is exempt from every filter that could drop a report (knowledge question, resolved episode):
+a missed crisis costs far more than an extra line of crisis contacts. Explicit denials ("I'm not
+suicidal") are still respected through the negation check.
+"""
+
+from __future__ import annotations
+
+import re
+
+from medchat.app.triage.patterns import RULES, Rule
+
+# ---- context: clauses, negation, hypotheticals, knowledge questions, resolved episodes --------
+_BREAK = re.compile(r"[.!?;:,\n。！？；：，、]|\bbut\b|\bhowever\b|但是|但|可是|不过")
+_NEG_EN = {"no", "not", "never", "without", "denies", "deny", "none", "nor", "neither"}
+_NEG_ZH = re.compile(r"(没有|没|无|未|不|否认|并非)(有|感到|觉得|出现|什么|任何|再|发生|想|打算|会)?$")
+_HYPO = re.compile(r"\b(if|whether|in case|suppose|supposing|what happens when|what to do when|when someone|when a person|"
+                   r"should someone|someone who|a person who|people who|patients? who)\b|如果|万一|假如|要是|假设|遇到|碰到")
+_KNOW_EN = re.compile(r"^\W*(what|which|how|why|when|is|are|can|could|does|do|should|tell me|explain|list|describe|define)\b.*\b("
+                      r"signs?|symptoms?|warning|causes?|caused|mean|means|meaning|indicates?|recogni[sz]e|tell if|know if|spot|"
+                      r"identify|prevent\w*|risks?|difference|differ|first aid|treat\w*|cures?|happens?|feel like|look like|dose|"
+                      r"doses|dosage|how much|how many|maximum|max|limit|threshold|safe|dangerous|toxic|lethal|normal|common|"
+                      r"usually|typical\w*|definition|overdos\w*|poison\w*|hazards?)\b|\b(signs|symptoms) of\b|^\W*(what('s| is| are)|define|"
+                      r"explain)\b", re.S)
+_KNOW_ZH = re.compile(r"什么是|是什么|有哪些|哪些|什么症状|症状(是|有)|的症状|征兆|先兆|的表现|有什么表现|预防|(怎么|怎样|如何)判断|怎么识别|"
+                      r"如何识别|怎么区分|区别|原因|科普|常识|时怎么办|的时候怎么办|时该怎么办|时应该|时如何|急救方法|注意什么|注意事项|危害|"
+                      r"会怎样|剂量|用量|吃多少|多少毫克|能吃吗|可以吃吗|正常吗|护理")
+_ASKER = re.compile(r"\b(how (do|can|would|should) i|what (should|do|can) i|should i|can i|do i|i (want|would like|'d like) to know|"
+                    r"i was wondering|i wonder|can you tell me|could you tell me|i read|i heard|i'?m curious|i am curious|i'?m "
+                    r"(a |an )?(nurse|student|doctor|medic)\w*|i am (a |an )?(nurse|student|doctor|medic)\w*)\b|我想(知道|问问?|了解|请教)|请问|"
+                    r"我(听说|看到|读到)|想问一?下")
+_REPORT = re.compile(r"\b(i|i'm|im|i've|i'd|me|my|mine|we|we're|our|us|he|she|he's|she's|his|him|her|they're|their|this|right "
+                     r"now|currently|help)\b|我|咱|他|她|爸|妈|爷|奶|外公|外婆|姥|老公|老婆|丈夫|妻子|孩子|儿子|女儿|宝宝|宝贝|朋友|同事|"
+                     r"室友|邻居|家人|现在|正在|刚才|刚刚|此刻")
+_RESOLVED = re.compile(r"\b(went away|gone away|has gone|have gone|had gone|resolved|subsided|settled|(is|am|feel|feels|felt|was|"
+                       r"were|seems?) (fine|ok|okay|better|normal|back to normal)( now)?|back to normal|no longer|(weeks|months|"
+                       r"years) ago|last (month|year)|as a (child|kid|teen\w*)|when i was (a |younger|little|young)|used to|"
+                       r"history of)\b|已经(好了|消失|缓解|没事|停了|止住|过去了|恢复)|(现在|目前)(已经)?(好了|没事了?|正常了|缓解了|"
+                       r"恢复了)|早就好了|好多了|消失了|缓解了|止住了|(几|两|三|四|五|\d+)年前|上个月|去年|小时候|病史|既往")
+_PRESENT = re.compile(r"\b(right now|now|still|again|currently|at the moment|ongoing|getting worse|worse|keeps?|won'?t stop|"
+                      r"came back|coming back)\b|现在|正在|还在|仍然|依然|一直|越来越|此刻|又|反复|刚刚|刚才|突然")
+
+
+def _clause_before(text: str, pos: int) -> str:
+    head = text[max(0, pos - 200):pos]
+    cut = max((m.end() for m in _BREAK.finditer(head)), default=0)
+    return head[cut:]
+
+
+def _negated(clause: str) -> bool:
+    words = re.findall(r"[a-z']+", clause)[-3:]  # English: a negator among the last three words
+    return any(w in _NEG_EN or w.endswith("n't") for w in words) or bool(_NEG_ZH.search(clause.strip()))
+
+
+def _find(pattern: re.Pattern, text: str, hypothetical_ok: bool = False) -> str | None:
+    """First match that is neither negated nor (unless `hypothetical_ok`) inside a hypothetical clause."""
+    for m in pattern.finditer(text):
+        clause = _clause_before(text, m.start())
+        if not _negated(clause) and (hypothetical_ok or not _HYPO.search(clause)):
+            return m.group(0).strip()
+    return None
+
+
+def _fires(r: Rule, text: str, hypothetical_ok: bool = False) -> str | None:
+    hits = [] if r.unless and r.unless.search(text) else [_find(pattern, text, hypothetical_ok) for pattern in r.all_of]
+    return " + ".join(hits) if hits and all(hits) else None
+
+
+def _is_knowledge_question(text: str) -> bool:
+    return bool(_KNOW_EN.search(text) or _KNOW_ZH.search(text)) and not _REPORT.search(_ASKER.sub(" ", text))
+
+
+def _is_resolved(text: str) -> bool:
+    return bool(_RESOLVED.search(text)) and not _PRESENT.search(_RESOLVED.sub(" ", text))
+
+
+# ---- infant fever: needs numbers (age < 3 months, temperature >= 38 C / 100.4 F) --------------
+_NUM_EN = {w: i for i, w in enumerate("one two three four five six seven eight nine ten eleven twelve".split(), 1)} | {"a": 1, "an": 1}
+_MAX_AGE = {"day": 91, "天": 91, "week": 13, "wk": 13, "周": 13, "星期": 13, "礼拜": 13}  # otherwise months: < 3
+_N_EN = r"(?P<n>\d{1,3}|" + "|".join(_NUM_EN) + ")"
+_AGE_EN = re.compile(rf"\b{_N_EN}[\s-]*(?P<u>day|week|wk|month|mo)s?[\s-]*old\b|\b(is|turned|only|just|aged) "
+                     rf"{_N_EN.replace('<n>', '<n2>')} (?P<u2>day|week|month)s?\b(?! (ago|pregnant))")
+_YOUNG_EN = re.compile(r"\b(newborn|neonat\w*|(under|younger than|less than) (3|three) months)\b")
+_AGE_ZH = re.compile(r"(?P<n>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u>天|周|个?星期|个?礼拜|个?半?月)(?=大|的(宝宝|婴儿|孩子|小孩|宝贝|儿子|女儿))|"
+                     r"(宝宝|婴儿|孩子|宝贝|儿子|女儿|小孩)(才|刚|只有|刚满|满|出生)?(?P<n2>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u2>天|周|个?星期|个?礼拜|个?半?月)")
+_YOUNG_ZH = re.compile(r"新生儿|半个月大|刚出生|(没|未|不)满月|刚满月|出生(才)?(\d{1,2}|[一二两三四五六七八九十]+)天")
+_FEVER_WORD = re.compile(r"\b(fever\w*|febrile|hot to the touch|burning up|(has|running|with) a (high )?temperature)\b|发烧|发热|高烧|高热|体温(高|升高)")
+_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)(?![\d.])(?:\s*度\s*(\d)(?!\d))?(?!\s*-?\s*(day|week|wk|month|mo|year|yr|min|hour|"
+                   r"hr|lb|pound|kg|oz|ml|mg|%|天|周|个|岁|分钟|小时|斤|公斤|毫))")
+_TEMP_ZH = re.compile(r"([三四])十([一二三四五六七八九])?度([一二三四五六七八九])?")
+
+
+def _cn_int(s: str) -> int:
+    if s.isdigit():
+        return int(s)
+    d = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"两": 2}
+    tens, ten, ones = s.partition("十")
+    return d.get(tens, 1) * 10 + d.get(ones, 0) if ten else d.get(s, 99)
+
+
+def _infant_age(text: str) -> str | None:
+    for m in (*_AGE_EN.finditer(text), *_AGE_ZH.finditer(text)):
+        n, unit = (m["n"], m["u"]) if m["n"] else (m["n2"], m["u2"])
+        if (_NUM_EN[n] if n in _NUM_EN else _cn_int(n)) < _MAX_AGE.get(unit.lstrip("个"), 3):
+            return m.group(0)
+    young = _YOUNG_EN.search(text) or _YOUNG_ZH.search(text)
+    return young.group(0) if young else None
+
+
+def _temperatures(text: str) -> list[float]:
+    """Celsius readings; Fahrenheit values (93-111) are converted, other numbers ignored."""
+    temps = [_cn_int(m[1]) * 10 + _cn_int(m[2] or "零") + _cn_int(m[3] or "零") / 10 for m in _TEMP_ZH.finditer(text)]
+    for m in _TEMP.finditer(text):
+        value = float(m[1] + ("." + m[2] if m[2] else ""))
+        temps += [value] if 35 <= value <= 43.5 else [(value - 32) * 5 / 9] if 93 <= value <= 111 else []
+    return temps
+
+
+_INFANT = re.compile(r"\b(babies|baby|infant|newborn|neonat\w*|bub|week|weeks|wk|wks|month|months|mo)\b|宝宝|婴儿|新生儿|宝贝|月大|周大|个月|满月")
+_OLDER = re.compile(r"\b\d{1,2}\s*(-\s*)?(years?|yrs?|y/?o)\b|\d{1,2}\s*岁|[一二两三四五六七八九十]+岁")
+
+
+def infant_fever_ruled_out(text: str) -> bool:
+    """What excludes infant fever: no baby mentioned, a stated age of 3 months or more, or a measured
+    temperature under 38 C. The model does not read numbers this way, so its infant-fever guesses defer to this."""
+    temps = _temperatures(text)
+    if (temps and max(temps) < 37.95) or not _INFANT.search(text):
+        return True
+    ages = [*_AGE_EN.finditer(text), *_AGE_ZH.finditer(text)]
+    if _infant_age(text):
+        return False
+    return bool(ages) or bool(_OLDER.search(text))
+
+
+def _infant_fever(text: str) -> str | None:
+    age, temps = _infant_age(text), _temperatures(text)
+    if age and temps:  # a measured value decides: 37.9 is not a fever, 38.0 (100.4 F) is
+        return f"{age} + {max(temps):.1f} C" if max(temps) >= 37.95 else None
+    fever = age and _find(_FEVER_WORD, text)
+    return f"{age} + {fever}" if fever else None
+
+
+def match_rules(norm: str) -> tuple[str, str] | None:
+    """(category, evidence) of the first category whose rules fire on normalised text, else None."""
+    if not norm.strip():
+        return None
+    knowledge, resolved = _is_knowledge_question(norm), _is_resolved(norm)
+    for category, rules in RULES.items():
+        if (knowledge or resolved) and category != "self_harm":
+            continue
+        # "if I wanted to end my life..." is asked by people at risk: self-harm skips the hypothetical filter
+        hits = [_infant_fever(norm)] if category == "infant_fever" else (
+            _fires(r, norm, hypothetical_ok=category == "self_harm") for r in rules)
+        matched = next((h for h in hits if h), None)
+        if matched:
+            return category, matched
+    return None

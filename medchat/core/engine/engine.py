@@ -1,0 +1,225 @@
+"""ChatEngine: one resident base model, hot-swappable LoRA profiles, streaming generation.
+
+This is the seam every front end (CLI, REPL, TUI, eval, bench) uses. It knows nothing of the KB,
+safety or history; `medchat.app.session.ChatSession` composes those around it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from medchat.core.engine.decode import TAIL_GUARD, Sampler, TextStream, stop_token_ids
+from medchat.core.engine.prompt import render_ids, template_for, trim_messages
+from medchat.core.errors import UserError
+from medchat.core.models import LoadOptions, base_id, load_base
+from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore
+from medchat.core.settings import GenerationSettings
+
+
+# A short, typical exchange: the int8 path calibrates its activation ranges on it at load time.
+CALIBRATION_CHAT = [
+    {"role": "system", "content": "You are a careful medical assistant. Admit uncertainty."},
+    {"role": "user", "content": "I have had a sore throat and a mild fever for two days. Should I see a doctor?"},
+    {"role": "assistant", "content": "A sore throat with a mild fever is usually caused by a virus and gets "
+                                     "better within a week. Rest, drink fluids, and take paracetamol if needed. "
+                                     "See a doctor if you cannot swallow, have trouble breathing, or the fever "
+                                     "lasts more than three days."},
+]
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose K/V came from the previous turn
+    completion_tokens: int = 0
+    ttft_s: float = 0.0
+    total_s: float = 0.0
+    stop_reason: str = ""  # eos | marker | length | cancelled
+    text: str = ""
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode = self.total_s - self.ttft_s
+        return (self.completion_tokens - 1) / decode if self.completion_tokens > 1 and decode > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("text")
+        d["tokens_per_s"] = round(self.tokens_per_s, 2)
+        return d
+
+
+class ChatEngine:
+    def __init__(self, base: str | None = None, opts: LoadOptions | None = None,
+                 store: ProfileStore | None = None, fast: bool = True, quantize: bool | None = None,
+                 context_limit: int = 4096, decode_mode: str | None = None):
+        """fast=False forces the transformers+peft path. decode_mode picks the fast path's numerics
+        (fast_llama.DECODE_MODES); None means fast_llama.DEFAULT_CPU_MODE on CPU float32, else float.
+        quantize is the older switch: False = "float", True = the default CPU mode."""
+        from medchat.core.engine import fast_llama
+        from medchat.core.engine.hf_backend import HFBackend
+
+        if decode_mode is not None:
+            try:
+                decode_mode = fast_llama.canonical_mode(decode_mode)
+            except ValueError as exc:
+                raise UserError(f"{exc}; pass --decode-mode with one of those") from None
+        self.opts = opts or LoadOptions()
+        model, self.tokenizer, self.info = load_base(base, self.opts)
+        self.base_name = base_id(base)
+        self.store = store or ProfileStore()
+        self.config = model.config
+        self.context_limit = min(int(getattr(model.config, "max_position_embeddings", context_limit)), context_limit)
+        if fast and fast_llama.supports(model) and self.info["device"] != "mps":
+            if decode_mode is None:
+                cpu_float = self.info["device"] == "cpu" and model.dtype == torch.float32
+                decode_mode = fast_llama.DEFAULT_CPU_MODE if (cpu_float if quantize is None else quantize) else "float"
+            if decode_mode != "float" and model.dtype != torch.float32:
+                raise UserError(f"decode mode '{decode_mode}' needs a float32 base; pass --dtype float32 "
+                                "or --decode-mode float")
+            calib = (render_ids(self.tokenizer, CALIBRATION_CHAT, template_for(self.tokenizer), False)
+                     if decode_mode == "dynamic-int8" else None)
+            self.backend = fast_llama.FastLlama(model, mode=decode_mode, calibration_ids=calib)
+        else:
+            self.backend = HFBackend(model)
+        self.info["backend"] = self.backend.kind + ("-int8" if getattr(self.backend, "quantized", False) else "")
+        self.info["decode_mode"] = getattr(self.backend, "mode", "transformers")
+        self._stops = stop_token_ids(self.tokenizer)
+        self._lock = threading.RLock()
+        self.profile: Profile = self.store.get(BASE_PROFILE)
+        self._keys: dict[tuple, str] = {}  # adapter files' identity -> backend cache key
+        self.last = GenerationStats()
+
+    # --- profiles --------------------------------------------------------------------------
+    def check_profile(self, profile: Profile) -> None:
+        if profile.kind != "chat":
+            raise UserError(f"'{profile.name}' is a {profile.kind} profile: it scores replies and cannot chat; "
+                            f"pass it as --reward {profile.name} instead")
+        if profile.is_base:
+            return
+        if profile.base_fingerprint and profile.base_fingerprint != self.info["fingerprint"]:
+            raise UserError(f"profile '{profile.name}' was made for base '{profile.base}', not the loaded "
+                            f"'{self.base_name}'; start with --base {profile.base}")
+
+    def use(self, name: str) -> Profile:
+        """Activate a profile's adapter chain (loaded once, then cached); 'base' disables adapters."""
+        from medchat.core.engine.lora_weights import UnsupportedAdapter
+
+        profile = self.store.get(name)
+        self.check_profile(profile)
+        chain = [] if profile.is_base else self._cache_keys(self.store.chain_dirs(profile))
+        with self._lock:
+            try:
+                self.backend.set_chain(chain, allow_pickle=profile.allow_pickle)
+            except UnsupportedAdapter as exc:
+                raise UserError(f"profile '{name}' uses a LoRA feature the fast CPU path lacks ({exc}); "
+                                "start medchat with --no-fast to use it") from None
+            except (ValueError, RuntimeError) as exc:
+                raise UserError(f"profile '{name}' does not fit the loaded base '{self.base_name}' ({exc}); "
+                                "it was probably made for another base model") from None
+            self.profile = profile
+        return profile
+
+    def _cache_keys(self, chain: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+        """Backends cache adapters by key. Keys are opaque ('adapterN'): peft refuses names with '.', and
+        a profile removed and reinstalled under the same name (new files) must not reuse the old weights."""
+        out = []
+        for name, path in chain:
+            files = sorted(path.glob("adapter_model.*"))
+            version = (name, str(path), path.stat().st_ino if path.exists() else 0,
+                       *[(f.stat().st_ino, f.stat().st_mtime_ns, f.stat().st_size) for f in files])
+            out.append((self._keys.setdefault(version, f"adapter{len(self._keys)}"), path))
+        return out
+
+    # --- prompts ---------------------------------------------------------------------------
+    def template(self) -> str:
+        return template_for(self.tokenizer, self.profile.chat_template)
+
+    def prompt_ids(self, messages: list[dict], max_new_tokens: int = 256) -> list[int]:
+        budget = max(16, self.context_limit - max_new_tokens)
+        try:
+            _, ids = trim_messages(self.tokenizer, messages, budget, self.template())
+        except UserError:
+            if budget >= self.context_limit - 16 or not self._fits(messages, self.context_limit - 16):
+                raise  # the system prompt alone is too long, whatever the reply length
+            # the room reserved for the reply, not the system prompt, is what leaves too little
+            raise UserError(f"max_new_tokens {max_new_tokens} leaves {budget} of this model's {self.context_limit} "
+                            f"context tokens for the prompt, too few for the system prompt and the message; lower it, "
+                            f"e.g. /set max_new_tokens {max(16, self.context_limit // 4)}") from None
+        return ids
+
+    def _fits(self, messages: list[dict], budget: int) -> bool:
+        try:
+            trim_messages(self.tokenizer, messages, budget, self.template())
+        except UserError:
+            return False
+        return True
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return len(self.prompt_ids(messages, 0))
+
+    # --- generation ------------------------------------------------------------------------
+    def stream(self, messages: list[dict], settings: GenerationSettings | None = None,
+               cancel: threading.Event | None = None) -> Iterator[str]:
+        """Yield text chunks of the reply. Set `cancel` from any thread to stop after the next token."""
+        settings = settings or GenerationSettings()
+        with self._lock:
+            yield from self._stream_locked(messages, settings, cancel)
+
+    def _stream_locked(self, messages, settings, cancel) -> Iterator[str]:
+        t0 = time.perf_counter()
+        ids = self.prompt_ids(messages, settings.max_new_tokens)
+        stats = GenerationStats(prompt_tokens=len(ids))
+        self.last = stats
+        cached = self.backend.cached_ids
+        common = 0
+        for a, b in zip(cached, ids):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(ids) - 1)  # always recompute the last prompt token for its logits
+        self.backend.truncate(common)
+        stats.reused_tokens = common
+        logits = self.backend.forward(ids[common:])
+        sampler = Sampler(settings, logits.device)
+        context = torch.tensor([ids], dtype=torch.long)
+        text = TextStream(self.tokenizer)
+        reason = "length"
+        for step in range(settings.max_new_tokens):
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+                break
+            token = sampler(context, logits.cpu())
+            if step == 0:
+                stats.ttft_s = time.perf_counter() - t0
+            if token in self._stops:
+                reason = "eos"
+                break
+            stats.completion_tokens += 1
+            near = settings.max_new_tokens - step <= TAIL_GUARD
+            delta = text.push(token, near)
+            if delta:
+                yield delta
+            if text.stopped_by_marker:
+                reason = "marker"
+                break
+            context = torch.cat([context, torch.tensor([[token]])], 1)
+            if step + 1 < settings.max_new_tokens:
+                logits = self.backend.forward([token])
+        tail = text.finish(cut_by_length=reason == "length")
+        if tail:
+            yield tail
+        stats.stop_reason = reason
+        stats.text = text.text
+        stats.total_s = time.perf_counter() - t0
+        if reason == "marker":  # the cache holds invented-turn tokens; drop them for exact reuse
+            self.backend.truncate(len(ids))
+
+    def generate(self, messages: list[dict], settings: GenerationSettings | None = None) -> str:
+        return "".join(self.stream(messages, settings))

@@ -1,5 +1,0 @@
-"""The chat engine: base model resident, LoRA profiles hot-swapped, replies streamed."""
-
-from medchat.engine.engine import ChatEngine, GenerationStats
-
-__all__ = ["ChatEngine", "GenerationStats"]

@@ -1,4 +1,0 @@
-"""Offline evaluation of chat profiles: batched generation, ROUGE/BLEU/BERTScore, length, reward, reports.
-
-Entry point: `medchat.evaluation.runner.run_eval(EvalOptions(...))` (the `medchat eval` command).
-"""

@@ -1,5 +1,0 @@
-"""Conversation history: a SQLite (WAL) store with numbered migrations and FTS5 search."""
-
-from medchat.history.store import HistoryStore
-
-__all__ = ["HistoryStore"]
