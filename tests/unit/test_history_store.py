@@ -258,6 +258,12 @@ def test_delete_conversation_leaves_no_trace(store):
         store.delete_conversation(gone)
 
 
+@pytest.mark.parametrize("huge", [2**63, -(2**63) - 1, 10**19])
+def test_an_id_too_big_for_sqlite_is_no_conversation(store, huge):
+    with pytest.raises(UserError, match=f"no conversation with id {huge}"):
+        store.messages(huge)
+
+
 def test_purge_all_or_before_a_date(store):
     old, new = store.new_conversation(), store.new_conversation()
     for cid in (old, new):

@@ -135,7 +135,9 @@ class HistoryStore:
             return self._db().execute(sql, params).fetchall()
 
     def _require_conversation(self, db: sqlite3.Connection, conversation_id: int) -> sqlite3.Row:
-        row = db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        # an id past SQLite's 64-bit INTEGER (e.g. `/load 10000000000000000000`) names no conversation either
+        fits = -(2**63) <= conversation_id < 2**63
+        row = db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone() if fits else None
         if row is None:
             raise UserError(
                 f"no conversation with id {conversation_id}; run `medchat history list` to see the saved ones"
