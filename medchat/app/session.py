@@ -190,14 +190,18 @@ class ChatSession:
                 profile=self.profile.name, system_prompt=self.system_prompt)
 
     # --- a turn ----------------------------------------------------------------------------
-    def send(self, text: str, cancel: threading.Event | None = None) -> Iterator[TurnEvent]:
+    def send(self, text: str, cancel: threading.Event | None = None, queued_id: int | None = None) -> Iterator[TurnEvent]:
+        """One turn. `queued_id`: the message was already committed by `queue` (typed while the model
+        was loading or busy); it moves to the end of this conversation instead of being written twice."""
         text = text.strip()
         if not text:
             raise UserError("empty message; type a question")
         recent = [m["content"] for m in self.messages if m["role"] == "user"]
         self._ensure_conversation()
         user = {"role": "user", "content": text}
-        if self.history is not None:  # committed before anything that can be slow or fail
+        if self.history is not None and queued_id is not None:
+            user["id"] = self.history.move_to_end(queued_id, self.conversation_id)
+        elif self.history is not None:  # committed before anything that can be slow or fail
             user["id"] = self.history.add_message(self.conversation_id, "user", text)
         self.messages.append(user)
         triage = self.check_triage(text, recent)
@@ -206,14 +210,13 @@ class ChatSession:
             yield TurnEvent("triage", text=triage.guidance, triage=triage)
         yield from self._reply(text, cancel, triage)
 
-    def keep_unsent(self, texts: list[str]) -> None:
-        """Record user messages that were typed but never answered (the chat is closing)."""
-        if self.history is None or not texts:
-            return
+    def queue(self, text: str) -> int | None:
+        """Commit a message typed while a turn is running, before it is answered, so a crash or a
+        close cannot lose it; `send(text, queued_id=...)` answers it later. None when history is off."""
+        if self.history is None or not text.strip():
+            return None
         self._ensure_conversation()
-        for text in texts:
-            self.messages.append({"role": "user", "content": text,
-                                  "id": self.history.add_message(self.conversation_id, "user", text)})
+        return self.history.add_message(self.conversation_id, "user", text.strip())
 
     def _reply(self, text: str, cancel, triage) -> Iterator[TurnEvent]:
         sources = self.retrieve(text)

@@ -192,3 +192,24 @@ def test_a_reply_length_that_leaves_no_room_names_the_setting_not_the_system_pro
         engine.generate(msgs, too_long)
     assert "system prompt alone" not in str(exc.value) and "/set max_new_tokens" in str(exc.value)
     assert engine.generate(msgs, GREEDY8) is not None
+
+
+def test_repetition_penalty_counts_the_reply_not_the_prompt(tiny_model_dir, monkeypatch):
+    """Words of the prompt (the KB passages) are not penalised, or the model is pushed away from
+    restating them; a token the reply already used is."""
+    engine = make_engine(tiny_model_dir, "float")
+    prompt = engine.prompt_ids(MSGS, 8)
+    a = prompt[-3]  # a token that is in the prompt
+    b = next(t for t in range(5, 1000) if t not in prompt and t not in engine._stops)
+    inner, chosen = engine.backend.forward, []
+
+    def forward(ids):
+        if len(ids) == 1:
+            chosen.append(ids[0])  # each decode step feeds back the token just chosen
+        out = torch.full_like(inner(ids), -1e9)
+        out[a], out[b] = 1.0, 0.9  # a wins unless it is penalised (1.0 / 3 < 0.9)
+        return out
+
+    monkeypatch.setattr(engine.backend, "forward", forward)
+    list(engine.stream(MSGS, GenerationSettings(temperature=0.0, repetition_penalty=3.0, max_new_tokens=3)))
+    assert chosen == [a, b]  # a although the prompt holds it; then b, because the reply now holds a

@@ -184,7 +184,7 @@ async def test_messages_typed_while_loading_wait_for_the_model(store):
     release = threading.Event()
 
     def loader():
-        release.wait(5)
+        release.wait(60)
         return ChatSession(FakeEngine(store), history=None, kb=None, triage=lambda t: None)
 
     app = MedchatApp(loader=loader, loading_label="loading fake-base…", disclaimer="x")
@@ -218,6 +218,53 @@ async def test_messages_typed_while_loading_are_kept_when_the_chat_closes(store,
     conv = history.last_conversation()
     assert [(m["role"], m["content"]) for m in history.messages(conv["id"])] == [
         ("user", "first while loading"), ("user", "second while loading")]
+
+
+async def test_messages_typed_while_loading_are_in_the_history_before_any_answer(store, history):
+    """Committed when typed, not on close: a kill -9 during the model load loses nothing. Once the
+    model is ready they are answered in order, in one conversation, each written once."""
+    from medchat.session import ChatSession
+    from medchat.tui.app import MedchatApp
+
+    release = threading.Event()
+
+    def loader():
+        release.wait(30)
+        return ChatSession(FakeEngine(store), history=history, kb=None, triage=lambda t: None)
+
+    app = MedchatApp(loader=loader, loading_label="loading…", disclaimer="x", history=history)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(app, pilot, "first while loading")
+        await send(app, pilot, "second while loading")
+        await pilot.pause()
+        conv = history.last_conversation()
+        assert [m["content"] for m in history.messages(conv["id"])] == ["first while loading", "second while loading"]
+        release.set()
+        await wait_until(lambda: app.session is not None, pilot=pilot)
+        await wait_until(lambda: len(app.query(AssistantMessage)) == 2 and not app.busy, pilot=pilot)
+        await idle(app, pilot)
+    convs = history.conversations()
+    assert len(convs) == 1
+    rows = [(m["role"], m["content"]) for m in history.messages(convs[0]["id"])]
+    assert [r for r, _ in rows] == ["user", "assistant", "user", "assistant"]
+    assert rows[0][1] == "first while loading" and rows[2][1] == "second while loading"
+
+
+async def test_a_message_typed_during_a_reply_is_committed_at_once_and_answered_after_it(make_app, history):
+    app, session, engine = make_app(delay=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(app, pilot, "one")
+        await wait_until(lambda: engine.streaming.is_set(), pilot=pilot)
+        await send(app, pilot, "two")
+        await pilot.pause()
+        during = [m["content"] for m in history.messages(session.conversation_id) if m["role"] == "user"]
+        assert during == ["one", "two"]  # in the database while "one" is still being answered
+        await wait_until(lambda: len(app.query(AssistantMessage)) == 2 and not app.busy, pilot=pilot)
+        await idle(app, pilot)
+    rows = [(m["role"], m["content"]) for m in history.messages(session.conversation_id)]
+    assert [r for r, _ in rows] == ["user", "assistant", "user", "assistant"]
+    assert (rows[0][1], rows[2][1]) == ("one", "two")
+    assert [m["role"] for m in session.messages] == ["user", "assistant", "user", "assistant"]
 
 
 async def test_completion_and_input_history(make_app):

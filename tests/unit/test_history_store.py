@@ -273,3 +273,26 @@ def test_purge_all_or_before_a_date(store):
     assert [c["id"] for c in store.conversations()] == [new]
     assert store.purge() == 1 and store.conversations() == []
     assert store.search("message") == []
+
+
+def test_move_to_end_keeps_the_message_once_and_searchable(store):
+    cid = store.new_conversation()
+    queued = store.add_message(cid, "user", "typed while busy about mpox")
+    store.add_message(cid, "assistant", "the earlier reply")
+    new_id = store.move_to_end(queued)
+    assert new_id != queued
+    assert [m["content"] for m in store.messages(cid)] == ["the earlier reply", "typed while busy about mpox"]
+    assert store.move_to_end(new_id) == new_id  # already last: unchanged
+    assert [h["content"] for h in store.search("mpox")] == ["typed while busy about mpox"]
+
+
+def test_move_to_end_into_another_conversation_removes_the_emptied_one(store):
+    pending = store.new_conversation()
+    queued = store.add_message(pending, "user", "typed while the model loaded")
+    target = store.new_conversation()
+    store.add_message(target, "user", "an earlier question")
+    store.move_to_end(queued, target)
+    assert [m["content"] for m in store.messages(target)] == ["an earlier question", "typed while the model loaded"]
+    assert [c["id"] for c in store.conversations()] == [target]
+    with pytest.raises(UserError, match="no message with id"):
+        store.move_to_end(queued)

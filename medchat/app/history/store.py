@@ -273,6 +273,30 @@ class HistoryStore:
                 db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
                 db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now_iso(), row["conversation_id"]))
 
+    def move_to_end(self, message_id: int, conversation_id: int | None = None) -> int:
+        """Move a message (a user message typed while the model was loading or busy, committed at once)
+        to the end of `conversation_id` (default: its own) in one transaction; returns its new id.
+        A conversation left empty by the move is removed."""
+        with self._write() as db:
+            row = db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise UserError(f"no message with id {message_id} in the history; it may have been deleted")
+            target = row["conversation_id"] if conversation_id is None else conversation_id
+            self._require_conversation(db, target)
+            last = db.execute("SELECT MAX(id) FROM messages WHERE conversation_id = ?", (target,)).fetchone()[0]
+            if target == row["conversation_id"] and last == message_id:
+                return message_id  # already last: nothing to do
+            names = [k for k in row.keys() if k not in ("id", "conversation_id", "created")]
+            cur = db.execute(
+                f"INSERT INTO messages(conversation_id, created, {', '.join(names)}) "
+                f"VALUES (?, ?, {', '.join('?' * len(names))})", (target, now_iso(), *(row[k] for k in names)))
+            db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            if not db.execute("SELECT 1 FROM messages WHERE conversation_id = ? LIMIT 1",
+                              (row["conversation_id"],)).fetchone():
+                db.execute("DELETE FROM conversations WHERE id = ?", (row["conversation_id"],))
+            db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now_iso(), target))
+            return int(cur.lastrowid)
+
     def messages(self, conversation_id: int) -> list[dict]:
         with self._lock:
             db = self._db()

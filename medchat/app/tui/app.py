@@ -61,11 +61,12 @@ class MedchatApp(App):
             disclaimer = default_disclaimer()
         self.disclaimer = disclaimer
         self.session = session
-        self.history = history  # where messages typed before the session is ready are kept on exit
+        self.history = history  # where messages typed before the session is ready are committed at once
         self._loader = loader
         self._loading_label = loading_label
         self._start_notices = notices if notices is not None else []
-        self._queue: deque[tuple[str, str, object]] = deque()
+        self._queue: deque[tuple[str, str, object, int | None]] = deque()  # kind, body, widget, committed id
+        self._pending_conversation: int | None = None  # holds messages typed before the session is ready
         self._cancel = threading.Event()
         self._current: AssistantMessage | None = None
         self.busy = False
@@ -152,11 +153,21 @@ class MedchatApp(App):
         if self.session is None or self.busy:
             widget = UserMessage(body, pending=True) if kind == "message" else None
             await self.query_one(Conversation).add(widget or Notice(f"queued: {body}", "dim"))
-            self._queue.append((kind, body, widget))
+            self._queue.append((kind, body, widget, self._commit_queued(body) if kind == "message" else None))
             return
         await self._start(kind, body)
 
-    async def _start(self, kind: str, body: str, widget: UserMessage | None = None) -> None:
+    def _commit_queued(self, body: str) -> int | None:
+        """Write a queued message to the history at once: a crash or kill before it is answered keeps it."""
+        if self.session is not None:
+            return self.session.queue(body)
+        if self.history is None:
+            return None
+        if self._pending_conversation is None:
+            self._pending_conversation = self.history.new_conversation()
+        return self.history.add_message(self._pending_conversation, "user", body)
+
+    async def _start(self, kind: str, body: str, widget: UserMessage | None = None, queued_id: int | None = None) -> None:
         self.busy = True
         self._cancel = threading.Event()
         self.refresh_status()
@@ -165,21 +176,9 @@ class MedchatApp(App):
                 widget.mark_sent()
             else:
                 await self.query_one(Conversation).add(UserMessage(body))
-            self._reply_worker(body)
+            self._reply_worker(body, queued_id)
         else:
             self._command_worker(body)
-
-    def on_unmount(self) -> None:
-        """Messages typed but never sent (the model still loading, or a turn running) are kept."""
-        unsent = [body for kind, body, _ in self._queue if kind == "message"]
-        if not unsent:
-            return
-        if self.session is not None:
-            self.session.keep_unsent(unsent)
-        elif self.history is not None:
-            cid = self.history.new_conversation()
-            for body in unsent:
-                self.history.add_message(cid, "user", body)
 
     async def _next_in_queue(self) -> None:
         if self._queue and self.session is not None and not self.busy:
@@ -187,8 +186,8 @@ class MedchatApp(App):
 
     # --- workers (threads) ---------------------------------------------------------------
     @work(thread=True, group="turn")
-    def _reply_worker(self, text: str) -> None:
-        self._run_events(lambda cancel: self.session.send(text, cancel), prompt=text)
+    def _reply_worker(self, text: str, queued_id: int | None = None) -> None:
+        self._run_events(lambda cancel: self.session.send(text, cancel, queued_id), prompt=text)
 
     @work(thread=True, group="turn")
     def _command_worker(self, line: str) -> None:

@@ -188,7 +188,9 @@ class ChatEngine:
         stats.reused_tokens = common
         logits = self.backend.forward(ids[common:])
         sampler = Sampler(settings, logits.device)
-        context = torch.tensor([ids], dtype=torch.long)
+        # the repetition penalty sees only the reply so far: over the prompt it would push the model away
+        # from the words of the KB passages it is meant to restate
+        context = torch.empty((1, 0), dtype=torch.long)
         text = TextStream(self.tokenizer)
         reason = "length"
         for step in range(settings.max_new_tokens):
