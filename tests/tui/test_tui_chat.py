@@ -223,8 +223,8 @@ async def test_messages_typed_while_loading_are_kept_when_the_chat_closes(store,
 async def test_messages_typed_while_loading_are_in_the_history_before_any_answer(store, history):
     """Committed when typed, not on close: a kill -9 during the model load loses nothing. Once the
     model is ready they are answered in order, in one conversation, each written once."""
-    from medchat.session import ChatSession
-    from medchat.tui.app import MedchatApp
+    from medchat.app.session import ChatSession
+    from medchat.app.tui.app import MedchatApp
 
     release = threading.Event()
 
