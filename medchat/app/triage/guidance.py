@@ -133,6 +133,10 @@ STEPS: dict[str, tuple[str, str]] = {
     "danger_to_others": ("If anyone is in immediate danger, get yourself and others to a safe place first, then call. Do not try "
                          "to take a weapon away yourself.",
                          "如果有人处于直接危险中，先让自己和他人到安全的地方，再打电话求助。不要自己尝试夺下武器。"),
+    # an emergency that fits none of the above (sudden confusion, snakebite, a limb swelling tight under a cast)
+    "general": ("Do not wait to see if it settles and do not drive yourself. Keep the person still and with someone, and "
+                "have their medicines and any recent test results ready for the crew.",
+                "不要等着看会不会自己好转，也不要自己开车去医院。让患者保持不动、身边有人陪着，并备好正在用的药物和近期检查结果。"),
 }
 CATEGORIES: tuple[str, ...] = ("self_harm", *STEPS)
 
