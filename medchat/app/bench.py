@@ -207,6 +207,11 @@ def run_all(args) -> int:
                 modes = [m for m in getattr(args, "decode_modes", "").split(",") if m] or None
                 results["decode"].update(measure(args.base, engine.store, engine.profile.name, PROMPT,
                                                  args.tokens, args.repeats, modes))
+                from medchat.app.bench_llamacpp import compare
+
+                results["decode"].update(compare(engine, PROMPT, args.tokens, args.repeats,
+                                                 results["decode"]["engine_tok_s"],
+                                                 getattr(args, "llamacpp_python", None), args.base))
             elif name == "ttft":
                 results["ttft"] = ttft(engine, args.repeats)
             elif name == "switch":

@@ -12,6 +12,8 @@ def register(sub) -> None:
     p.add_argument("--only", default="", help="comma list of sections: decode,ttft,switch,start,kb,sft,triage")
     p.add_argument("--decode-modes", default="",
                    help="comma list of fast-path decode modes to compare (default: all; float is the reference)")
+    p.add_argument("--llamacpp-python", default=None, metavar="PATH",
+                   help="a Python that can import llama_cpp, for decode.vs_llamacpp (default: this one, if it can)")
     p.add_argument("--kb-chunks", type=int, default=50000)
     p.add_argument("--sft-steps", type=int, default=6)
     p.add_argument("--out", default=None, help="also write the JSON here")
