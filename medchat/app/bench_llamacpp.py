@@ -113,7 +113,7 @@ def run_llamacpp(python: str, gguf: str, ids: list[int], tokens: int, threads: i
 
 
 def gguf_for(base: str | None) -> str | None:
-    from medchat.models import _EMBEDDED, DEFAULT_BASE, embedded_gguf
+    from medchat.core.models import _EMBEDDED, DEFAULT_BASE, embedded_gguf
 
     name = base or DEFAULT_BASE
     if name in _EMBEDDED:
