@@ -33,7 +33,7 @@ from pathlib import Path
 
 from medchat.core.errors import UserError
 from medchat.core.models import DEFAULT_BASE, base_id, fingerprint, pick_device, resolve_base
-from medchat.core.profiles import Profile, ProfileStore
+from medchat.core.profiles import Profile, ProfileStore, require_chat
 
 # bitsandbytes (imported by peft) warns on every CPU start about an optional kernels package; the
 # fallback it uses is fine, so keep the user's terminal clean
@@ -64,8 +64,7 @@ def resolve_source(margs, store: ProfileStore | None = None) -> tuple[str, Profi
         return margs.base or DEFAULT_BASE, None
     store = store or ProfileStore()
     parent = store.get(margs.from_profile)
-    if parent.kind != "chat":
-        raise UserError(f"--from {parent.name}: it is a {parent.kind} profile; stack on a chat profile")
+    require_chat(parent, "be stacked on", "--from takes a chat profile")
     if not parent.chain:
         raise UserError(f"--from {parent.name}: its manifest lists no adapter chain")
     parent_base = parent.base or DEFAULT_BASE

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from medchat.app.cli.common import add_model_options, make_engine
+from medchat.app.cli.common import add_kb_options, add_model_options, app_config, kb_name, make_engine
 
 
 def register(sub) -> None:
@@ -18,15 +18,12 @@ def register(sub) -> None:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--system", default=None, help="replace the doctor preset system prompt")
-    kb = p.add_mutually_exclusive_group()
-    kb.add_argument("--kb", default="default", help="knowledge base to cite (default: the built-in one)")
-    kb.add_argument("--no-kb", action="store_true", help="answer without the knowledge base")
+    add_kb_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from medchat.core.config import AppConfig
     from medchat.core.errors import UsageError
     from medchat.app.session import ChatSession, citation_footer
     from medchat.app.triage import load_triager, region_for
@@ -34,12 +31,12 @@ def run(args) -> int:
     question = sys.stdin.read() if args.question == "-" else args.question
     if not question.strip():
         raise UsageError("empty question; pass the question text, or '-' to read it from stdin")
-    config = AppConfig.load()
+    config = app_config(args)
     region_for(config)  # an unknown region is reported before the model loads
     t0 = time.perf_counter()
-    engine = make_engine(args)
+    engine = make_engine(args, config)
     load_s = time.perf_counter() - t0
-    session = ChatSession(engine, history=None, kb=None if args.no_kb else args.kb, system_prompt=args.system,
+    session = ChatSession(engine, history=None, kb=kb_name(args, config), system_prompt=args.system,
                           triage=load_triager(config.region, config.emergency_number or None),
                           key_facts=config.key_facts)
     if args.kb not in (None, "default") and not args.no_kb:

@@ -65,10 +65,10 @@ def _check_kb(name: str) -> None:
 def _triager(o: GroundedOptions):
     if o.triage is not None:
         return o.triage
-    from medchat.core.config import AppConfig
+    from medchat.core.config import from_environment
     from medchat.app.triage import load_triager
 
-    config = AppConfig.load()
+    config = from_environment()
     return load_triager(config.region, config.emergency_number or None)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from medchat.core import paths
 from medchat.core.errors import UserError
+from medchat.core.profiles import require_chat
 from medchat.app.evaluation import metrics as M
 from medchat.app.evaluation.samples import Sample, load_samples
 from medchat.core.models import LoadOptions
@@ -89,9 +90,7 @@ def check_profiles(store, names: list[str], reward_hint: bool = True):
     """The named profiles; unknown names and reward profiles fail here, before any model loads."""
     profiles = [store.get(n) for n in names]
     for p in profiles:
-        if p.kind != "chat":
-            hint = f"; pass it as --reward {p.name} instead" if reward_hint else ""
-            raise UserError(f"'{p.name}' is a {p.kind} profile and cannot write replies{hint}")
+        require_chat(p, "write replies", f"pass it as --reward {p.name} instead" if reward_hint else "")
     return profiles
 
 
