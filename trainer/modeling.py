@@ -26,21 +26,20 @@ base + parents + new. --continue instead loads the last parent adapter itself as
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medchat.core.errors import UserError
 from medchat.core.models import DEFAULT_BASE, base_id, fingerprint, pick_device, resolve_base
-from medchat.core.profiles import Profile, ProfileStore, require_chat
+from medchat.core.profiles import ADAPTER_WEIGHTS, Profile, ProfileStore, require_chat
 
 # bitsandbytes (imported by peft) warns on every CPU start about an optional kernels package; the
 # fallback it uses is fine, so keep the user's terminal clean
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 TRAIN_ADAPTER = "new_adapter"  # not "train": ModuleDict keys may not shadow nn.Module attributes
-WEIGHTS = "adapter_model.safetensors"
+WEIGHTS = ADAPTER_WEIGHTS
 
 
 @dataclass
@@ -263,6 +262,3 @@ def make_scheduler(optimizer, training, total_steps: int):
     warmup = int(round(training.warmup_ratio * total_steps))
     return get_scheduler(training.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
-
-def adapter_info(adapter_dir: Path) -> dict:
-    return json.loads((Path(adapter_dir) / "adapter_config.json").read_text())

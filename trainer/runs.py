@@ -90,9 +90,6 @@ class Run:
 
         return load_config(self.dir / "config.yaml")
 
-    def save_config(self, cfg) -> None:
-        paths.atomic_write_text(self.dir / "config.yaml", cfg.to_yaml())
-
     # --- status / summary --------------------------------------------------------------------
     def status(self) -> dict:
         try:

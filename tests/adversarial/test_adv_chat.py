@@ -48,7 +48,7 @@ def test_slash_commands_with_any_arguments(first, steps):
         if first.strip():
             list(session.send(first))
         for name, arg in steps:
-            result = REGISTRY.run(session, _line(name, arg, d), None)
+            result = REGISTRY.run(session, _line(name, arg, d))
             assert result.kind in KINDS and isinstance(result.plain(), str)
             if result.kind == "error":
                 assert result.text.strip() and "\n" not in result.text, result.text

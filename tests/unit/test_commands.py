@@ -27,7 +27,7 @@ def ask(session, text):
 
 
 def run(session, line):
-    return REGISTRY.run(session, line, None)
+    return REGISTRY.run(session, line)
 
 
 @pytest.mark.parametrize("line, expected", [

@@ -222,17 +222,6 @@ def test_failed_embedding_rolls_the_handle_back(docs, fake, monkeypatch):
     assert len({c.source for c in base.chunks.values()}) == 4  # the old asthma chunks are back
 
 
-def test_warm_up_opens_and_caches(docs, fake):
-    import kb
-
-    KnowledgeBase.build([docs], "t", embedder=fake)
-    calls = fake.calls
-    kb.warm_up("t")
-    assert fake.calls == calls + 1  # the embedder ran once
-    with pytest.raises(UserError, match="medchat kb build"):
-        kb.warm_up("absent")
-
-
 @pytest.mark.parametrize("name", ["notes\n", "notes\nx", "\nnotes", ".hidden", "a" * 65])
 def test_kb_names_must_match_in_full(name):
     from kb.store import check_name

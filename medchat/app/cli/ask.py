@@ -24,6 +24,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from kb.knowledge import passage_dict
     from medchat.core.errors import UsageError
     from medchat.app.session import ChatSession, citation_footer
     from medchat.app.triage import load_triager, region_for
@@ -67,8 +68,7 @@ def run(args) -> int:
             "timings": {"load_s": round(load_s, 3), "ttft_s": round(stats.ttft_s, 4),
                         "total_s": round(stats.total_s, 4), "tokens_per_s": round(stats.tokens_per_s, 2)},
             "stop_reason": stats.stop_reason,
-            "sources": [{"source": p.source, "title": p.title, "section": p.section,
-                         "score": round(float(p.score), 4), "text": p.text} for p in sources],
+            "sources": [passage_dict(p, 4) for p in sources],
             "triage": triage.to_dict() if triage is not None else None,
             "key_facts": [f.to_dict() for f in facts],
         }, ensure_ascii=False))

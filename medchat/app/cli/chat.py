@@ -61,7 +61,7 @@ def build_session(args, history, progress=None, notes: list | None = None, confi
         try:
             import kb as kbmod
 
-            kbmod.warm_up(session.kb_name)
+            kbmod.retrieve("warm-up", kb=session.kb_name, k=1)
         except Exception as exc:  # chat still works without it
             notes.append(f"knowledge base '{session.kb_name}' is unavailable ({exc}); answering without it. "
                          "/kb on tries again")
