@@ -63,14 +63,22 @@ def config_file() -> Path:
     return home() / "config.toml"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new, never half of it."""
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
+    """Write a text file so that readers see the old content or the new, never half of it."""
+    atomic_write(path, lambda fh: fh.write(text), mode, text=True)
+
+
+def atomic_write(path: Path, write, mode: int | None = None, text: bool = False) -> None:
+    """`write(file)` fills a temp file beside `path` (binary, or UTF-8 text with `text`), which then
+    replaces `path` in one rename. The file is private (0600) unless `mode` says otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
