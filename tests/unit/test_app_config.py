@@ -134,3 +134,21 @@ def test_flags_win_over_the_file_for_chat_and_ask(home, monkeypatch):
     assert kb_name(args, app_config(args)) is None
     args = build_parser().parse_args(["chat"])
     assert kb_name(args, app_config(args)) == "default"
+
+
+def test_platform_folders_without_medchat_home(tmp_path, monkeypatch):
+    """No MEDCHAT_HOME: config.toml in the config dir, converted models in the cache dir, and what an
+    older medchat kept in the data dir is moved there once."""
+    import platformdirs
+
+    from medchat.core import paths
+
+    monkeypatch.delenv("MEDCHAT_HOME", raising=False)
+    for kind in ("data", "config", "cache"):
+        monkeypatch.setattr(platformdirs, f"user_{kind}_dir", lambda *a, kind=kind, **k: str(tmp_path / kind))
+    (tmp_path / "data" / "models" / "m").mkdir(parents=True)
+    (tmp_path / "data" / "config.toml").write_text("[chat]\nkb = false\n")
+    assert paths.config_file() == tmp_path / "config" / "config.toml"
+    assert AppConfig.load().kb is False and not (tmp_path / "data" / "config.toml").exists()
+    assert paths.models_dir() == tmp_path / "cache" / "models" and (tmp_path / "cache" / "models" / "m").is_dir()
+    assert paths.profiles_dir() == tmp_path / "data" / "profiles"

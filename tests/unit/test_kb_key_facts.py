@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
-from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
+from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
 from kb.key_facts import format_block, select, split_sentences  # noqa: E402
-from kb.testing import HashingEmbedder  # noqa: E402
+from tests.support.hashing_embedder import HashingEmbedder  # noqa: E402
 from medchat.app.commands import REGISTRY  # noqa: E402
 from medchat.core.profiles import ProfileStore  # noqa: E402
 from medchat.app.repl import Repl  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 
 from kb import KnowledgeBase, list_kbs, retrieve
 from kb import index as kbindex
-from kb.testing import HashingEmbedder
+from tests.support.hashing_embedder import HashingEmbedder
 from medchat.core import paths
 from medchat.core.errors import UserError
 

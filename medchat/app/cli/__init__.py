@@ -45,12 +45,18 @@ def hub_offline() -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"
 
 
-def configure_process() -> None:
-    """Process-wide settings from the AppConfig: the embedder's thread budget."""
+def configure_process(args) -> None:
+    """Process-wide settings from the AppConfig: the thread budgets of the embedder and, for commands
+    that load a model, of torch."""
     from kb.embedder import set_batch_threads
-    from medchat.core.config import from_environment
+    from medchat.app.cli.common import app_config
 
-    set_batch_threads(from_environment().embed_threads)
+    config = app_config(args)
+    set_batch_threads(config.embed_threads)
+    if hasattr(args, "threads") and config.threads:  # torch is imported only where a model loads anyway
+        import torch
+
+        torch.set_num_threads(config.threads)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         if args.command != "config":  # `config` must work to repair a broken config.toml
-            configure_process()
+            configure_process(args)
         return int(args.func(args) or 0)
     except UserError as exc:
         if os.environ.get("MEDCHAT_DEBUG"):

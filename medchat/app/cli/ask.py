@@ -6,17 +6,17 @@ import json
 import sys
 import time
 
-from medchat.app.cli.common import add_kb_options, add_model_options, app_config, kb_name, make_engine
+from medchat.app.cli.common import (add_generation_options, add_kb_options, add_model_options, app_config, kb_name,
+                                    make_engine)
+
+ASK_SETTINGS = ("max_new_tokens", "temperature", "top_p", "seed")
 
 
 def register(sub) -> None:
     p = sub.add_parser("ask", help="answer one question (for scripts)")
     p.add_argument("question", help="the question; '-' reads it from stdin")
     add_model_options(p)
-    p.add_argument("--max-new-tokens", type=int, default=None)
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    add_generation_options(p, names=ASK_SETTINGS)  # defaults: the profile's
     p.add_argument("--system", default=None, help="replace the doctor preset system prompt")
     add_kb_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
@@ -42,7 +42,7 @@ def run(args) -> int:
                           key_facts=config.key_facts)
     if args.kb not in (None, "default") and not args.no_kb:
         session.set_kb(args.kb)
-    for name in ("max_new_tokens", "temperature", "top_p", "seed"):
+    for name in ASK_SETTINGS:
         value = getattr(args, name)
         if value is not None:
             session.set(name, value)

@@ -49,6 +49,30 @@ def kb_name(args, config) -> str | None:
     return (getattr(args, "kb", None) or "default") if config.kb else None
 
 
+def add_generation_options(p, defaults=None, names: tuple[str, ...] | None = None) -> None:
+    """--max-new-tokens, --temperature, ... from GenerationSettings (one declaration); `defaults` (shown in
+    the help) are what a flag left out means: it stays None, and `generation_from` keeps the default."""
+    from dataclasses import fields
+
+    from medchat.core.settings import SETTING_HELP, GenerationSettings
+
+    for f in fields(GenerationSettings):
+        if names is None or f.name in names:
+            kind = float if f.name in ("temperature", "top_p", "repetition_penalty") else int
+            shown = f" (default {getattr(defaults, f.name)})" if defaults is not None else ""
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help=SETTING_HELP[f.name] + shown)
+
+
+def generation_from(args, defaults=None):
+    """The GenerationSettings of `defaults` with the generation flags given on this command line."""
+    from dataclasses import fields
+
+    from medchat.core.settings import GenerationSettings
+
+    defaults = defaults or GenerationSettings()
+    return defaults.with_values({f.name: getattr(args, f.name, None) for f in fields(GenerationSettings)})
+
+
 def load_options(args) -> LoadOptions:
     return LoadOptions(device=args.device, dtype=args.dtype, load_in_4bit=args.load_in_4bit,
                        load_in_8bit=args.load_in_8bit, trust_remote_code=args.trust_remote_code)
@@ -67,21 +91,17 @@ def base_for(args, store, name: str | None = None) -> str | None:
 
 def make_engine(args, config=None):
     """The engine for a command's model options; `config` (default: `app_config(args)`) supplies the
-    profile, decode mode and thread budget that no flag set."""
-    import torch
-
+    profile and decode mode that no flag set."""
     from medchat.core.engine import ChatEngine
     from medchat.core.profiles import ProfileStore, require_chat
 
-    config = config or app_config(args)
+    config = config or app_config(args)  # its thread budget: set at start-up (cli.configure_process)
     store = ProfileStore()
     name = config.default_profile or None
     if name:
         require_chat(store.get(name), hint=f"pass it as --reward {name} instead")  # fail fast, before loading a model
     base = base_for(args, store, name)
     install_shipped(store, base)
-    if config.threads:
-        torch.set_num_threads(config.threads)
     engine = ChatEngine(base, load_options(args), store=store, fast=not args.no_fast,
                         decode_mode=config.decode_mode or None)
     if not name:  # no profile chosen: the shipped doctor when it fits this base (`--profile base` opts out)
