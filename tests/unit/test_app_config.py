@@ -152,3 +152,19 @@ def test_platform_folders_without_medchat_home(tmp_path, monkeypatch):
     assert AppConfig.load().kb is False and not (tmp_path / "data" / "config.toml").exists()
     assert paths.models_dir() == tmp_path / "cache" / "models" and (tmp_path / "cache" / "models" / "m").is_dir()
     assert paths.profiles_dir() == tmp_path / "data" / "profiles"
+
+
+def test_history_retention_deletes_only_conversations_untouched_that_long(home):
+    import sqlite3
+
+    from medchat.app.cli.chat import expire_history
+    from medchat.app.history.store import HistoryStore
+    from medchat.core import paths
+
+    with HistoryStore() as store:
+        old, new = store.new_conversation("old"), store.new_conversation("new")
+        with sqlite3.connect(paths.history_db()) as db:
+            db.execute("UPDATE conversations SET updated = ? WHERE id = ?", ("2000-01-01T00:00:00+00:00", old))
+        assert expire_history(store, 0) == 0  # 0 keeps everything
+        assert expire_history(store, 30) == 1
+        assert [c["id"] for c in store.conversations()] == [new]
