@@ -46,7 +46,7 @@ def _decode_mode(value: str) -> str:
         raise UserError(str(exc)) from exc
 
 
-def _at_least(lo: int, hi: int) -> Callable[[int], int]:
+def _between(lo: int, hi: int) -> Callable[[int], int]:
     def check(value: int) -> int:
         if not lo <= value <= hi:
             raise UserError(f"must be between {lo} and {hi}, got {value}")
@@ -78,11 +78,11 @@ SETTINGS = (
             "fast-path numerics on CPU: dynamic-int8 | int8w-bf16 | int8w-fp32 | float; empty = default",
             _decode_mode, costly=True),
     Setting("engine.threads", "threads", int, ("MEDCHAT_THREADS",), "torch threads for generation; 0 = torch's default",
-            _at_least(0, 1024)),
+            _between(0, 1024)),
     Setting("engine.embed_threads", "embed_threads", int, ("MEDCHAT_EMBED_THREADS",),
-            "torch threads for embedding many chunks; 0 = fewer on a busy machine", _at_least(0, 1024)),
+            "torch threads for embedding many chunks; 0 = fewer on a busy machine", _between(0, 1024)),
     Setting("history.retention_days", "history_retention_days", int, ("MEDCHAT_HISTORY_RETENTION_DAYS",),
-            "delete conversations untouched for this many days; 0 = keep them all", _at_least(0, 365000)),
+            "delete conversations untouched for this many days; 0 = keep them all", _between(0, 365000)),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 BY_FIELD = {s.field: s for s in SETTINGS}

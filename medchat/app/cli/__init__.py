@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true",
                         help="show the libraries' own progress bars, logs and warnings (hidden by default)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (ask, profiles_cmd, bench_cmd, chat, history_cmd, triage_cmd, config_cmd, kb_cli, trainer_cli, eval_cmd):
+    for module in (ask, profiles_cmd, bench_cmd, chat, history_cmd, triage_cmd, config_cmd, kb_cli, trainer_cli,
+                   eval_cmd):
         module.register(sub)  # kb_cli and trainer_cli: the subcommands the rooms own
     return parser
 

@@ -24,7 +24,8 @@ def add_model_options(p: argparse.ArgumentParser, profile: bool = True) -> None:
                    help="fast-path numerics on CPU: dynamic-int8 (default) | int8w-bf16 | int8w-fp32 | float "
                         "(config engine.decode_mode, env MEDCHAT_DECODE_MODE)")
     g.add_argument("--threads", type=int, default=None,
-                   help="torch threads for generation (config engine.threads, env MEDCHAT_THREADS; 0 = torch's default)")
+                   help="torch threads for generation (config engine.threads, env MEDCHAT_THREADS; "
+                        "0 = torch's default)")
 
 
 def add_kb_options(p: argparse.ArgumentParser) -> None:
@@ -79,7 +80,8 @@ def load_options(args) -> LoadOptions:
 
 
 def base_for(args, store, name: str | None = None) -> str | None:
-    """--base wins; otherwise the profile (`name`, else --profile) names its own base, so `ask -p covid-sft` just works."""
+    """--base wins; otherwise the profile (`name`, else --profile) names its own base, so
+    `ask -p covid-sft` just works."""
     if args.base:
         return args.base
     name = name or getattr(args, "profile", None)
@@ -99,7 +101,8 @@ def make_engine(args, config=None):
     store = ProfileStore()
     name = config.default_profile or None
     if name:
-        require_chat(store.get(name), hint=f"pass it as --reward {name} instead")  # fail fast, before loading a model
+        # fail fast, before loading a model
+        require_chat(store.get(name), hint=f"pass it as --reward {name} instead")
     base = base_for(args, store, name)
     install_shipped(store, base)
     engine = ChatEngine(base, load_options(args), store=store, fast=not args.no_fast,

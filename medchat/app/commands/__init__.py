@@ -1,10 +1,11 @@
 """The slash-command registry shared by the TUI and the REPL.
 
-The registry (registry.py) and the handlers, in groups (general, knowledge, settings,
-conversation), registered in this order, which is the order of /help. A command is a name, a usage line, a help line, an optional completion provider and a handler
-`(session, args) -> Result`. Handlers change the session and describe what to show; the front
-ends only render Results (text, markdown, table, an action, a reply stream, a comparison, a screen).
-User mistakes come back as a one-line `error` Result, never an exception.
+registry.py holds Result, Command and the Registry; the handlers live in groups (general, knowledge,
+settings, conversation), imported here in that order, which is the order of /help. A command is a name,
+a usage line, a help line, an optional completion provider and a handler `(session, args) -> Result`.
+Handlers change the session and describe what to show; the front ends only render Results (text,
+markdown, table, an action, a reply stream, a comparison, a screen). User mistakes come back as a
+one-line `error` Result, never an exception.
 """
 
 from __future__ import annotations
