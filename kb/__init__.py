@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 
 from kb import store
-from kb.knowledge import DEFAULT_KB, KnowledgeBase, Passage
+from kb.knowledge import DEFAULT_KB, KnowledgeBase, Passage, passage_dict
 
-__all__ = ["KnowledgeBase", "Passage", "embedder_for", "list_kbs", "retrieve", "warm_up", "DEFAULT_MIN_SIMILARITY"]
+__all__ = ["KnowledgeBase", "Passage", "passage_dict", "embedder_for", "list_kbs", "retrieve", "DEFAULT_MIN_SIMILARITY"]
 
 # Cosine similarity (all-MiniLM-L6-v2, normalised) a passage needs for `retrieve` to hand it to the
 # chat. Measured on the bundled KB (163 documents, 1010 chunks) with the 163 bundled questions: the
@@ -56,15 +56,6 @@ def embedder_for(kb: str = DEFAULT_KB):
     """The embedder KB `kb` was built with (loaded once per process), e.g. to score sentences of
     its passages against a question on the same scale as `retrieve`."""
     return _cached(kb)._embedder()
-
-
-def warm_up(kb: str = DEFAULT_KB) -> None:
-    """Open (for 'default': build on first use) and load the embedder now, e.g. on a background
-    thread at app start, so the first `retrieve` does not pay for it. Safe to call repeatedly."""
-    from kb.embedder import encode_query
-
-    base = _cached(kb)
-    encode_query(base._embedder(), "warm up")
 
 
 def list_kbs() -> list[dict]:

@@ -202,8 +202,9 @@ def cmd_search(args) -> int:
     _positive(args.k, "--k")
     passages = KnowledgeBase.open(args.kb, embedder=args.embedder).search(args.query, k=args.k)
     if args.json:
-        _print_json([{"text": p.text, "source": p.source, "title": p.title, "section": p.section,
-                      "score": round(p.score, 6), "similarity": round(p.similarity, 4)} for p in passages])
+        from kb.knowledge import passage_dict
+
+        _print_json([{**passage_dict(p, 6), "similarity": round(p.similarity, 4)} for p in passages])
         return 0
     console = _console()
     if not passages:

@@ -110,18 +110,26 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vecs, dtype="float32")
 
 
+_batch_threads = 0  # AppConfig.embed_threads, set by `set_batch_threads` when a command starts
+
+
+def set_batch_threads(threads: int) -> None:
+    """The configured thread budget for embedding many chunks (engine.embed_threads); 0 = choose."""
+    global _batch_threads
+    _batch_threads = max(0, int(threads))
+
+
 def batch_threads() -> int:
     """torch threads for embedding many chunks: the process setting, fewer on a busy machine.
 
     When other processes already keep the cores busy, OpenMP workers of one batch wait on each other
     at every barrier; on a shared 2-core box (load 4) one thread embedded 35-45 chunks/s against
-    14-33 with two. `MEDCHAT_EMBED_THREADS` overrides the choice.
+    14-33 with two. The engine.embed_threads setting (env MEDCHAT_EMBED_THREADS) overrides the choice.
     """
     import torch
 
-    wanted = os.environ.get("MEDCHAT_EMBED_THREADS", "").strip()
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
+    if _batch_threads > 0:
+        return _batch_threads
     total = torch.get_num_threads()
     try:
         free = (os.cpu_count() or 1) - os.getloadavg()[0]

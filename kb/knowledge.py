@@ -33,6 +33,14 @@ class Passage:
         return f"{self.source} - {self.section}" if self.section else self.source
 
 
+def passage_dict(p, digits: int | None = None) -> dict:
+    """A cited passage (or any object of its shape) as stored in history, eval rows and --json output;
+    `digits` rounds the score."""
+    score = float(getattr(p, "score", 0.0))
+    return {"source": p.source, "title": p.title, "section": getattr(p, "section", ""),
+            "score": score if digits is None else round(score, digits), "text": p.text}
+
+
 def _mismatch(name: str, built: str, wanted: str) -> UserError:
     return UserError(f"KB '{name}' was built with embedder {built}; rebuild it with --embedder {wanted} "
                      f"or query with {built}")

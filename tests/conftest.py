@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from fixtures_models import build_tiny_llama, make_lora_adapter  # noqa: E402
+from tests.support.fixtures_models import build_tiny_llama, make_lora_adapter  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -42,10 +42,10 @@ def validate_adapter(adapter_dir: Path) -> int:
     import torch
     from safetensors.torch import load_file
 
-    from medchat.core.profiles import check_adapter_dir
+    from medchat.core.profiles import ADAPTER_WEIGHTS, check_adapter_dir
 
     check_adapter_dir(Path(adapter_dir))
-    tensors = load_file(str(Path(adapter_dir) / "adapter_model.safetensors"))
+    tensors = load_file(str(Path(adapter_dir) / ADAPTER_WEIGHTS))
     for key, value in tensors.items():
         if not torch.isfinite(value).all():
             raise UserError(f"training diverged: adapter tensor {key} holds NaN/inf; not installed "

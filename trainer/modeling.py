@@ -26,21 +26,20 @@ base + parents + new. --continue instead loads the last parent adapter itself as
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medchat.core.errors import UserError
 from medchat.core.models import DEFAULT_BASE, base_id, fingerprint, pick_device, resolve_base
-from medchat.core.profiles import Profile, ProfileStore
+from medchat.core.profiles import ADAPTER_WEIGHTS, Profile, ProfileStore, require_chat
 
 # bitsandbytes (imported by peft) warns on every CPU start about an optional kernels package; the
 # fallback it uses is fine, so keep the user's terminal clean
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 TRAIN_ADAPTER = "new_adapter"  # not "train": ModuleDict keys may not shadow nn.Module attributes
-WEIGHTS = "adapter_model.safetensors"
+WEIGHTS = ADAPTER_WEIGHTS
 
 
 @dataclass
@@ -64,8 +63,7 @@ def resolve_source(margs, store: ProfileStore | None = None) -> tuple[str, Profi
         return margs.base or DEFAULT_BASE, None
     store = store or ProfileStore()
     parent = store.get(margs.from_profile)
-    if parent.kind != "chat":
-        raise UserError(f"--from {parent.name}: it is a {parent.kind} profile; stack on a chat profile")
+    require_chat(parent, "be stacked on", "--from takes a chat profile")
     if not parent.chain:
         raise UserError(f"--from {parent.name}: its manifest lists no adapter chain")
     parent_base = parent.base or DEFAULT_BASE
@@ -264,6 +262,3 @@ def make_scheduler(optimizer, training, total_steps: int):
     warmup = int(round(training.warmup_ratio * total_steps))
     return get_scheduler(training.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
-
-def adapter_info(adapter_dir: Path) -> dict:
-    return json.loads((Path(adapter_dir) / "adapter_config.json").read_text())

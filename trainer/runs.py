@@ -1,4 +1,5 @@
-"""Run directories: config, log, loss plot, atomic checkpoints and a rich progress bar.
+"""Run directories: config, log, status, atomic checkpoints (the loss plot: trainer/plots.py; the
+progress bar: trainer/progress.py, re-exported here).
 
 Public API (shared by every stage):
 
@@ -31,6 +32,7 @@ from typing import Callable
 
 from medchat.core import paths
 from medchat.core.errors import UserError
+from trainer.progress import TrainProgress  # noqa: F401 - the stages import it from here
 
 LOG = "trainer_log.jsonl"
 KEEP_CHECKPOINTS = 2
@@ -89,9 +91,6 @@ class Run:
         from trainer.config import load_config
 
         return load_config(self.dir / "config.yaml")
-
-    def save_config(self, cfg) -> None:
-        paths.atomic_write_text(self.dir / "config.yaml", cfg.to_yaml())
 
     # --- status / summary --------------------------------------------------------------------
     def status(self) -> dict:
@@ -156,32 +155,10 @@ class Run:
         paths.atomic_write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def plot(self) -> Path | None:
-        records = self.records()
-        train = [(r["step"], r["loss"]) for r in records if r.get("loss") is not None]
-        evals = [(r["step"], r["eval_loss"]) for r in records if r.get("eval_loss") is not None]
-        if not train and not evals:
-            return None
-        import matplotlib
+        """loss.png from the log (train and eval loss); None before the first logged loss."""
+        from trainer.plots import loss_chart
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        if train:
-            ax.plot(*zip(*train), label="train loss")
-        if evals:
-            ax.plot(*zip(*evals), "o-", label="eval loss")
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.set_title(self.dir.name)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        out = self.dir / "loss.png"
-        tmp = self.dir / ".loss.tmp.png"
-        fig.savefig(tmp)
-        plt.close(fig)
-        os.replace(tmp, out)
-        return out
+        return loss_chart(self.records(), self.dir / "loss.png", title=self.dir.name)
 
     # --- checkpoints -------------------------------------------------------------------------------
     @property
@@ -224,46 +201,3 @@ class Run:
         with paths.staging_dir(self.dir / name) as tmp:
             write(tmp)
         return self.dir / name
-
-
-class TrainProgress:
-    """A rich progress bar with loss, learning rate, tokens/s and ETA (stderr; quiet=True hides it)."""
-
-    def __init__(self, total: int, description: str = "training", quiet: bool = False, start: int = 0):
-        self.total, self.description, self.quiet, self.start = total, description, quiet, start
-        self._progress = None
-
-    def __enter__(self):
-        if self.quiet:
-            return self
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("lr {task.fields[lr]}"),
-            TextColumn("{task.fields[tps]} tok/s"), TextColumn("{task.fields[eval]}"),
-            TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-        self._progress.__enter__()
-        self._task = self._progress.add_task(self.description, total=self.total, completed=self.start,
-                                             loss="-", lr="-", tps="-", eval="")
-        return self
-
-    def update(self, step: int, loss=None, lr=None, tokens_per_s=None, eval_loss=None) -> None:
-        if self._progress is None:
-            return
-        fields = {}
-        if loss is not None:
-            fields["loss"] = f"{loss:.4f}"
-        if lr is not None:
-            fields["lr"] = f"{lr:.2e}"
-        if tokens_per_s is not None:
-            fields["tps"] = f"{tokens_per_s:,.0f}"
-        if eval_loss is not None:
-            fields["eval"] = f"eval {eval_loss:.4f}"
-        self._progress.update(self._task, completed=step, **fields)
-
-    def __exit__(self, *exc):
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-        return False

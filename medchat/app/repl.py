@@ -14,7 +14,7 @@ import threading
 
 from kb.key_facts import format_block
 from medchat.app.commands import REGISTRY, Result, classify
-from medchat.core.errors import UserError
+from medchat.core.errors import error_line
 from medchat.app.session import citation_footer
 
 BLOCK = '"""'
@@ -99,7 +99,7 @@ class Repl:
                 continue
             kind, body = classify(line)
             if kind == "command":
-                if self.handle(REGISTRY.run(self.session, body, self)) == "quit":
+                if self.handle(REGISTRY.run(self.session, body)) == "quit":
                     return 0
             else:
                 self.stream(lambda cancel: self.session.send(body, cancel), prompt=body)
@@ -144,7 +144,7 @@ class Repl:
             except KeyboardInterrupt:
                 cancel.set()
         if isinstance(item, BaseException):
-            self.write(f"medchat: {_error_line(item)}")
+            self.write(f"medchat: {error_line(item)}")
             return None
         return item
 
@@ -175,7 +175,7 @@ class Repl:
             if item is _END:
                 break
             if isinstance(item, BaseException):
-                self.write(("\n" if started else "") + f"medchat: reply failed: {_error_line(item)}")
+                self.write(("\n" if started else "") + f"medchat: reply failed: {error_line(item)}")
                 self._roll_back(prompt)
                 continue
             if item.kind == "triage":
@@ -202,10 +202,6 @@ class Repl:
             s.undo()
         if self.tty:
             self._refill = prompt
-
-
-def _error_line(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
 
 
 def run_repl(session, tty: bool = True, **kwargs) -> int:

@@ -219,6 +219,8 @@ class ChatSession:
         return self.history.add_message(self.conversation_id, "user", text.strip())
 
     def _reply(self, text: str, cancel, triage) -> Iterator[TurnEvent]:
+        from kb.knowledge import passage_dict
+
         sources = self.retrieve(text)
         self.last_sources = sources
         if sources:
@@ -226,7 +228,7 @@ class ChatSession:
         msgs = self.build_messages(sources)
         settings = self.settings
         meta = dict(profile=self.profile.name, profile_chain=list(self.profile.chain), settings=settings.to_dict(),
-                    sources=[_source_dict(p) for p in sources], triage=triage.to_dict() if triage is not None else None)
+                    sources=[passage_dict(p) for p in sources], triage=triage.to_dict() if triage is not None else None)
         parts, msg = [], {"role": "assistant", "content": ""}
         try:
             for chunk in self.engine.stream(msgs, settings, cancel):
@@ -332,7 +334,3 @@ class ChatSession:
         self.messages = [{"role": r["role"], "content": r["content"], "id": r["id"], "status": r["status"]}
                          for r in rows if r["role"] in ("user", "assistant")]
 
-
-def _source_dict(p) -> dict:
-    return {"source": p.source, "title": p.title, "section": getattr(p, "section", ""),
-            "score": float(getattr(p, "score", 0.0)), "text": p.text}

@@ -26,6 +26,11 @@ class UserError(Exception):
         self.code = code
 
 
+def error_line(exc: BaseException) -> str:
+    """How a front end shows a failed command or reply: a UserError's own line, else the type and message."""
+    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+
+
 class UsageError(UserError):
     """The command line is malformed (wrong arguments, a value of the wrong form): exit code 2."""
 

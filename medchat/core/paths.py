@@ -1,4 +1,9 @@
-"""Where state lives. Everything is under MEDCHAT_HOME (default: the platformdirs user data dir)."""
+"""Where state lives.
+
+With MEDCHAT_HOME set, everything is under that one folder. Without it the platform's folders are used
+(platformdirs): data (profiles, runs, knowledge bases, history) in the user data dir, config.toml in the
+user config dir, and regenerable caches (models converted from GGUF) in the user cache dir.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,27 @@ from pathlib import Path
 import platformdirs
 
 
+def _pinned() -> Path | None:
+    """MEDCHAT_HOME: one folder for everything (tests, portable installs); None = the platform's folders."""
+    root = os.environ.get("MEDCHAT_HOME")
+    return Path(root).expanduser() if root else None
+
+
 def home() -> Path:
-    root = os.environ.get("MEDCHAT_HOME") or platformdirs.user_data_dir("medchat", appauthor=False)
-    path = Path(root).expanduser()
+    return _private_dir(_pinned() or Path(platformdirs.user_data_dir("medchat", appauthor=False)))
+
+
+def cache_dir() -> Path:
+    """Regenerable files (converted models): MEDCHAT_HOME, else the platform's user cache dir."""
+    return home() if _pinned() else _private_dir(Path(platformdirs.user_cache_dir("medchat", appauthor=False)))
+
+
+def config_dir() -> Path:
+    """Where config.toml lives: MEDCHAT_HOME, else the platform's user config dir."""
+    return home() if _pinned() else _private_dir(Path(platformdirs.user_config_dir("medchat", appauthor=False)))
+
+
+def _private_dir(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:  # conversations and models are private: owner only, also for a dir made by an older medchat
         if path.stat().st_mode & 0o077:
@@ -40,7 +63,20 @@ def _sub(name: str) -> Path:
 
 
 def models_dir() -> Path:
-    return _sub("models")
+    path = cache_dir() / "models"
+    if not path.exists() and cache_dir() != home():
+        _adopt(home() / "models", path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _adopt(old: Path, new: Path) -> None:
+    """Move what an older medchat kept in the data dir to its new place; left where it is if that fails."""
+    if old.exists():
+        try:
+            os.replace(old, new)
+        except OSError:
+            pass
 
 
 def profiles_dir() -> Path:
@@ -60,17 +96,28 @@ def history_db() -> Path:
 
 
 def config_file() -> Path:
-    return home() / "config.toml"
+    path = config_dir() / "config.toml"
+    if not path.exists() and config_dir() != home():
+        _adopt(home() / "config.toml", path)
+    return path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new, never half of it."""
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
+    """Write a text file so that readers see the old content or the new, never half of it."""
+    atomic_write(path, lambda fh: fh.write(text), mode, text=True)
+
+
+def atomic_write(path: Path, write, mode: int | None = None, text: bool = False) -> None:
+    """`write(file)` fills a temp file beside `path` (binary, or UTF-8 text with `text`), which then
+    replaces `path` in one rename. The file is private (0600) unless `mode` says otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

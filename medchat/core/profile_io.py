@@ -13,7 +13,7 @@ from medchat.core import paths
 from medchat.core.engine.lora_weights import load_lora
 from medchat.core.errors import UserError
 from medchat.core.models import base_id, fingerprint, resolve_base
-from medchat.core.profiles import Profile, ProfileStore, check_adapter_dir
+from medchat.core.profiles import ADAPTER_WEIGHTS, Profile, ProfileStore, check_adapter_dir
 
 _PARENT = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
            "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
@@ -33,7 +33,7 @@ def check_fits_base(adapter_dir: Path, model_dir: Path, allow_pickle: bool = Fal
 
     model = _meta_model(model_dir)
     modules = dict(model.named_modules())
-    st = Path(adapter_dir) / "adapter_model.safetensors"
+    st = Path(adapter_dir) / ADAPTER_WEIGHTS
     if not st.exists():
         return  # pickled adapters are checked when loaded (only with --allow-pickle)
     with safe_open(st, "pt") as fh:
@@ -116,7 +116,7 @@ def export_adapter(store: ProfileStore, name: str, out: Path, force: bool = Fals
             cfg.update(r=total, lora_alpha=total, use_rslora=False, rank_pattern={}, alpha_pattern={},
                        target_modules=sorted({p for _, p in keys}))
             (tmp / "adapter_config.json").write_text(json.dumps(cfg, indent=2))
-            save_file(tensors, str(tmp / "adapter_model.safetensors"))
+            save_file(tensors, str(tmp / ADAPTER_WEIGHTS))
         (tmp / "medchat_profile.toml").write_text(prof.to_toml())
     return out
 

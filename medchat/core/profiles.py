@@ -84,6 +84,21 @@ def _check_types(values: dict) -> None:
         raise TypeError("'datasets' must be a list of tables")
 
 
+def require_chat(profile: "Profile", doing: str = "chat", hint: str = "") -> "Profile":
+    """The one rule that only chat profiles write replies: a reward profile is a one-line UserError."""
+    if profile.kind != "chat":
+        raise UserError(f"'{profile.name}' is a {profile.kind} profile and cannot {doing}{'; ' + hint if hint else ''}")
+    return profile
+
+
+def require_reward(profile: "Profile", flag: str = "--reward", hint: str = "") -> "Profile":
+    """The one rule that only reward profiles score replies."""
+    if profile.kind != "reward":
+        raise UserError(f"{flag} {profile.name}: '{profile.name}' is a {profile.kind} profile, not a reward model; "
+                        f"{hint or 'pass a profile trained with --stage rm'}")
+    return profile
+
+
 def validate_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name in (".", ".."):
         raise UserError(

@@ -15,6 +15,17 @@ DOCTOR_SYSTEM_PROMPT = (
 )
 
 
+# what each setting does, for command-line help (`add_generation_options` in the CLI)
+SETTING_HELP = {
+    "temperature": "sampling temperature; 0 = greedy",
+    "top_p": "nucleus sampling: keep the smallest set of tokens with this total probability",
+    "top_k": "sample among the k most likely tokens; 0 = all",
+    "repetition_penalty": "penalty on tokens the reply already used; 1 = none",
+    "max_new_tokens": "longest reply, in tokens",
+    "seed": "sampling seed (temperature > 0)",
+}
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     temperature: float = 0.7
@@ -57,6 +68,14 @@ class GenerationSettings:
             raise UserError(f"{name} must be between {lo} and {hi}, got {value}")
         return replace(self, **{name: value})
 
+    def with_values(self, values: dict) -> "GenerationSettings":
+        """A copy with every value that is not None checked and set (see `with_value`)."""
+        out = self
+        for name, value in values.items():
+            if value is not None:
+                out = out.with_value(name, value)
+        return out
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -64,3 +83,8 @@ class GenerationSettings:
     def from_dict(cls, data: dict | None) -> "GenerationSettings":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+
+# `medchat eval`'s defaults: greedy and unpenalised, so scores compare across profiles and runs
+EVAL_GENERATION = GenerationSettings(temperature=0.0, top_p=0.9, top_k=50, repetition_penalty=1.0,
+                                     max_new_tokens=128, seed=0)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-from strategies import CASES  # noqa: E402
+from tests.adversarial.strategies import CASES  # noqa: E402
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import any_text, clean, controls, fast, huge_text, json_values, leftovers, mixed_text, scratch, tally
+from tests.adversarial.strategies import any_text, clean, controls, fast, huge_text, json_values, leftovers, mixed_text, scratch, tally
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
-from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
+from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
 from medchat.app.commands import REGISTRY  # noqa: E402
 from medchat.app.history import HistoryStore  # noqa: E402
@@ -48,7 +46,7 @@ def test_slash_commands_with_any_arguments(first, steps):
         if first.strip():
             list(session.send(first))
         for name, arg in steps:
-            result = REGISTRY.run(session, _line(name, arg, d), None)
+            result = REGISTRY.run(session, _line(name, arg, d))
             assert result.kind in KINDS and isinstance(result.plain(), str)
             if result.kind == "error":
                 assert result.text.strip() and "\n" not in result.text, result.text

@@ -8,7 +8,7 @@ import json
 
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import as_bytes, clean, fast, json_values, mixed_text, records, scratch, tally
+from tests.adversarial.strategies import as_bytes, clean, fast, json_values, mixed_text, records, scratch, tally
 
 from trainer.data import load_dataset_rows
 from trainer.data.formats import Example

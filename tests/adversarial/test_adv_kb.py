@@ -8,7 +8,7 @@ import json
 
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import any_text, as_bytes, clean, fast, json_values, mixed_text, raw_bytes, records, scratch, tally
+from tests.adversarial.strategies import any_text, as_bytes, clean, fast, json_values, mixed_text, raw_bytes, records, scratch, tally
 
 from kb.loaders import Document, LoadError, load_file
 

@@ -7,7 +7,7 @@ import json
 import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import any_text, as_bytes, clean, fast, json_values, leftovers, mixed_text, scratch, tally
+from tests.adversarial.strategies import any_text, as_bytes, clean, fast, json_values, leftovers, mixed_text, scratch, tally
 
 from medchat.core.config import AppConfig
 from medchat.core.profiles import ADAPTER_WEIGHTS, Profile, ProfileStore, check_adapter_dir

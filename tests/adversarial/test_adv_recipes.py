@@ -7,7 +7,7 @@ import argparse
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import any_text, as_bytes, clean, fast, json_values, mixed_text, scratch, tally
+from tests.adversarial.strategies import any_text, as_bytes, clean, fast, json_values, mixed_text, scratch, tally
 
 from trainer.config import TrainConfig, key_table, load_config, overrides_from_args
 from trainer.recipes import load_recipe, plan

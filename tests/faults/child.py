@@ -121,7 +121,7 @@ def kb(work: Path, rng: random.Random) -> None:
 
 # --- 3. history during a streamed reply ----------------------------------------------------------
 def history(work: Path, rng: random.Random) -> None:
-    from fake_engine import FakeEngine
+    from tests.support.fake_engine import FakeEngine
     from medchat.app.history.store import HistoryStore
     from medchat.app.session import ChatSession
 

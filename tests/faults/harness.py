@@ -42,7 +42,7 @@ KILLS = Tally()
 def child_env(home: Path) -> dict:
     env = dict(os.environ)
     env["MEDCHAT_HOME"] = str(home)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), str(TESTS / "tui")])  # tui: fake_engine
+    env["PYTHONPATH"] = str(ROOT)  # the children import tests.support like the tests
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 

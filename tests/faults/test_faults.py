@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 
 from child import KB_DIM, KB_NAME, make_adapter_sources
-from harness import TESTS, hidden_leftovers, last_intent, run_kills
+from harness import hidden_leftovers, last_intent, run_kills
 
-sys.path.insert(0, str(TESTS / "tui"))
-from fake_engine import default_reply  # noqa: E402
+from tests.support.fake_engine import default_reply  # noqa: E402
 
 
 # --- 1. profiles: install / replace / rename / remove ---------------------------------------------

@@ -93,6 +93,22 @@ def test_chat_and_ask_default_to_the_shipped_doctor(tiny_model_dir, lora_a, tmp_
     assert bp.default_profile(ProfileStore(), "another-base") is None
 
 
+def test_the_configured_profile_replaces_the_default_and_the_flag_wins(tiny_model_dir, lora_a, tmp_path, monkeypatch,
+                                                                       medchat_home):
+    from medchat.app.cli.common import make_engine
+
+    ship = tmp_path / "builtin"
+    _ship(ship, lora_a, fingerprint(tiny_model_dir))
+    monkeypatch.setattr(bp, "BUILTIN_DIR", ship)
+    monkeypatch.delenv("MEDCHAT_PROFILE", raising=False)
+    medchat_home.mkdir(parents=True, exist_ok=True)
+    (medchat_home / "config.toml").write_text('[chat]\nprofile = "base"\n')
+    assert make_engine(_args(base=str(tiny_model_dir))).profile.name == "base"
+    assert make_engine(_args(base=str(tiny_model_dir), profile="doctor")).profile.name == "doctor"
+    monkeypatch.setenv("MEDCHAT_PROFILE", "doctor")
+    assert make_engine(_args(base=str(tiny_model_dir))).profile.name == "doctor"
+
+
 SHIPPED = REPO / "medchat" / "app" / "profiles_builtin" / "doctor"
 
 

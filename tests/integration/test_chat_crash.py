@@ -18,8 +18,8 @@ ROOT = TESTS.parent
 
 CHILD = """
 import sys
-sys.path[:0] = [{root!r}, {tui!r}]
-from fake_engine import FakeEngine
+sys.path.insert(0, {root!r})  # a child interpreter: the repository, as pytest has it
+from tests.support.fake_engine import FakeEngine
 from medchat.app.history.store import HistoryStore
 from medchat.core.profiles import ProfileStore
 from medchat.app.repl import run_repl
@@ -56,7 +56,7 @@ class Output:
 
 
 def test_sigkill_mid_reply_keeps_history_consistent(medchat_home):
-    script = CHILD.format(root=str(ROOT), tui=str(TESTS / "tui"))
+    script = CHILD.format(root=str(ROOT))
     child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              env={**os.environ, "MEDCHAT_HOME": str(medchat_home)})
     out = Output(child.stdout)

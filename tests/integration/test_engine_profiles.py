@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fixtures_models import make_lora_adapter
+from tests.support.fixtures_models import make_lora_adapter
 from medchat.core.errors import UserError
 from medchat.core.settings import GenerationSettings
 from test_engine_support import (INT8_BOUNDS, GREEDY, MSGS, Trace, install, load_hf, make_engine,  # noqa: F401

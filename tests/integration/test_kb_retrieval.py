@@ -14,7 +14,7 @@ from kb import knowledge as kb_knowledge
 from kb.cli import register
 from kb.embedder import DEFAULT_ID, default_model_dir
 from kb.quality import recall_at_k
-from kb.testing import HashingEmbedder
+from tests.support.hashing_embedder import HashingEmbedder
 from medchat.core import paths
 from medchat.core.errors import UserError
 

@@ -99,7 +99,7 @@ def test_ppo_resume_continues_from_the_last_checkpoint(tmp_path, tiny_model_dir)
 
 
 def test_ppo_reward_and_base_errors(tmp_path, tiny_model_dir, other_model_dir, lora_a):
-    from fixtures_models import make_lora_adapter
+    from tests.support.fixtures_models import make_lora_adapter
 
     install_profile("tiny-sft", tiny_model_dir, lora_a)
     with pytest.raises(UserError, match="--reward NAME is required"):

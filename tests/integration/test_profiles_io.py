@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from fixtures_models import make_lora_adapter
+from tests.support.fixtures_models import make_lora_adapter
 from medchat.core.errors import UserError
 from medchat.core.models import fingerprint
 from medchat.core.profile_io import export_adapter, export_merged, import_adapter

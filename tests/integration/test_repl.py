@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import io
 import sys
-from pathlib import Path
 
 import pytest
 from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
-from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
+from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
 from medchat.core.profiles import ProfileStore  # noqa: E402
 from medchat.app.repl import Repl, _completer  # noqa: E402
@@ -118,7 +116,7 @@ def test_cli_chat_plain_and_continue(monkeypatch, capsys, history):
     from medchat.app.cli import chat, main
 
     store = install_fake_profiles(ProfileStore())
-    monkeypatch.setattr(chat, "make_engine", lambda args: FakeEngine(store))
+    monkeypatch.setattr(chat, "make_engine", lambda args, config=None: FakeEngine(store))
     monkeypatch.setattr(sys, "stdin", io.StringIO("what is a fever?\n"))
     assert main(["chat", "--no-kb"]) == 0  # stdin is not a TTY: the plain path, no TUI
     assert "answers: what is a fever?" in capsys.readouterr().out
@@ -141,7 +139,7 @@ def test_cli_chat_goes_on_without_a_broken_kb(monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("index file missing")
 
-    monkeypatch.setattr(chat, "make_engine", lambda args: FakeEngine(install_fake_profiles(ProfileStore())))
+    monkeypatch.setattr(chat, "make_engine", lambda args, config=None: FakeEngine(install_fake_profiles(ProfileStore())))
     monkeypatch.setattr(kb, "retrieve", broken)
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello?\n/kb\n"))
     assert main(["chat"]) == 0

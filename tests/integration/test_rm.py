@@ -61,7 +61,7 @@ def test_rm_bad_inputs_are_clear_errors(tmp_path, tiny_model_dir, other_model_di
         rm.run(_cfg(tmp_path, tiny_model_dir, **{"data.datasets": str(bad), "data.val_dataset": ""}), quiet=True)
     with pytest.raises(UserError, match="ranking data"):
         rm.run(_cfg(tmp_path, tiny_model_dir, **{"data.datasets": "covid_sft", "data.val_dataset": ""}), quiet=True)
-    from fixtures_models import make_lora_adapter
+    from tests.support.fixtures_models import make_lora_adapter
 
     install_profile("other-sft", other_model_dir, make_lora_adapter(other_model_dir, tmp_path / "other-lora"))
     # --from a profile of another base, with --base pointing elsewhere

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
-from fake_engine import FakeEngine  # noqa: E402
+from tests.support.fake_engine import FakeEngine  # noqa: E402
 
 from medchat.app.history.store import HistoryStore  # noqa: E402
 from medchat.core.profiles import ProfileStore  # noqa: E402

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
+from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
 
 @pytest.fixture

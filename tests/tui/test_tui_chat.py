@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
-from fake_engine import FakeEngine, wait_until
+from tests.support.fake_engine import FakeEngine, wait_until
 
 from medchat.app.tui.widgets.assistant_message import AssistantMessage
 from medchat.app.tui.widgets.chat_input import ChatInput
@@ -320,7 +320,7 @@ async def test_sources_panel_lists_cited_passages(make_app):
 
 
 async def test_key_facts_widget_quotes_the_passage_after_the_reply(make_app):
-    from kb.testing import HashingEmbedder
+    from tests.support.hashing_embedder import HashingEmbedder
 
     from medchat.app.tui.widgets.key_facts import KeyFacts
 

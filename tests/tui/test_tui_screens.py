@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fake_engine import wait_until
+from tests.support.fake_engine import wait_until
 
 from medchat.app.tui.screens.help_screen import HelpScreen
 from medchat.app.tui.screens.history_browser import HistoryBrowser

@@ -3,7 +3,7 @@ UI change and look at the SVGs). Fixed size, fixed fake stats, no clock, no curs
 
 from __future__ import annotations
 
-from fake_engine import wait_until
+from tests.support.fake_engine import wait_until
 
 from medchat.app.tui.widgets.chat_input import ChatInput
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
-from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
+from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
 from medchat.app.commands import REGISTRY, classify, format_table  # noqa: E402
 from medchat.core.profiles import ProfileStore  # noqa: E402
@@ -27,7 +24,7 @@ def ask(session, text):
 
 
 def run(session, line):
-    return REGISTRY.run(session, line, None)
+    return REGISTRY.run(session, line)
 
 
 @pytest.mark.parametrize("line, expected", [

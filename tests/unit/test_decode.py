@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fixtures_models import build_tokenizer
+from tests.support.fixtures_models import build_tokenizer
 from medchat.core.engine.decode import ROLE_TAG, TAIL_GUARD, Sampler, TextStream, stop_token_ids
 from medchat.core.settings import GenerationSettings
 

@@ -10,7 +10,7 @@ import pytest
 
 from kb.cli import register
 from kb.embedder import get_embedder
-from kb.testing import HashingEmbedder
+from tests.support.hashing_embedder import HashingEmbedder
 from medchat.core import paths
 from medchat.core.errors import UserError
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
-from fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
+from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
 from kb.key_facts import format_block, select, split_sentences  # noqa: E402
-from kb.testing import HashingEmbedder  # noqa: E402
+from tests.support.hashing_embedder import HashingEmbedder  # noqa: E402
 from medchat.app.commands import REGISTRY  # noqa: E402
 from medchat.core.profiles import ProfileStore  # noqa: E402
 from medchat.app.repl import Repl  # noqa: E402
@@ -105,12 +102,12 @@ def done(session, text):
 def test_session_puts_key_facts_on_done_and_facts_command_toggles(session):
     ev = done(session, "What is velmora fever treated with?")
     assert ev.key_facts and ev.key_facts[0].n == 1 and session.last_key_facts == ev.key_facts
-    assert REGISTRY.run(session, "/facts off", None).text == "key facts: off"
+    assert REGISTRY.run(session, "/facts off").text == "key facts: off"
     assert done(session, "What is velmora fever treated with?").key_facts == []
-    assert REGISTRY.run(session, "/facts", None).text == "key facts: off"
-    assert REGISTRY.run(session, "/facts on", None).text == "key facts: on"
+    assert REGISTRY.run(session, "/facts").text == "key facts: off"
+    assert REGISTRY.run(session, "/facts on").text == "key facts: on"
     assert done(session, "What is velmora fever treated with?").key_facts
-    assert REGISTRY.run(session, "/facts maybe", None).kind == "error"
+    assert REGISTRY.run(session, "/facts maybe").kind == "error"
     assert "on" in REGISTRY.complete(session, "/facts o")[0]
 
 

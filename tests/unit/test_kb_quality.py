@@ -9,7 +9,7 @@ import pytest
 
 from kb import KnowledgeBase
 from kb.quality import load_questions, recall_at_k
-from kb.testing import HashingEmbedder
+from tests.support.hashing_embedder import HashingEmbedder
 from medchat.core.errors import UserError
 
 DATA = Path(__file__).parents[1] / "data"

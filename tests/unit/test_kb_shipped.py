@@ -12,7 +12,7 @@ from kb import KnowledgeBase, retrieve, shipped
 from kb import embedder as kb_embedder
 from kb import knowledge as kb_knowledge
 from kb.embedder import DEFAULT_ID, default_model_dir
-from kb.testing import HashingEmbedder
+from tests.support.hashing_embedder import HashingEmbedder
 from medchat.core import paths
 
 BUNDLED = kb_knowledge.DEFAULT_DATA

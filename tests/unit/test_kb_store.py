@@ -12,7 +12,7 @@ import pytest
 
 from kb import KnowledgeBase, list_kbs, retrieve
 from kb import index as kbindex
-from kb.testing import HashingEmbedder
+from tests.support.hashing_embedder import HashingEmbedder
 from medchat.core import paths
 from medchat.core.errors import UserError
 
@@ -220,17 +220,6 @@ def test_failed_embedding_rolls_the_handle_back(docs, fake, monkeypatch):
         base.add([docs])
     assert base.info() == before and KnowledgeBase.open("t").info() == before
     assert len({c.source for c in base.chunks.values()}) == 4  # the old asthma chunks are back
-
-
-def test_warm_up_opens_and_caches(docs, fake):
-    import kb
-
-    KnowledgeBase.build([docs], "t", embedder=fake)
-    calls = fake.calls
-    kb.warm_up("t")
-    assert fake.calls == calls + 1  # the embedder ran once
-    with pytest.raises(UserError, match="medchat kb build"):
-        kb.warm_up("absent")
 
 
 @pytest.mark.parametrize("name", ["notes\n", "notes\nx", "\nnotes", ".hidden", "a" * 65])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures_models import CHATML, build_tokenizer
+from tests.support.fixtures_models import CHATML, build_tokenizer
 from medchat.core.engine.prompt import FALLBACK_TEMPLATE, render_ids, template_for, trim_messages
 from medchat.core.errors import UserError
 

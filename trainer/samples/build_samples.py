@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -212,16 +210,9 @@ def render() -> dict[str, str]:
 
 
 def _write(path: Path, text: str) -> None:
-    # Write beside the target then rename, so a crash never leaves half a file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are shared data files
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from medchat.core.paths import atomic_write_text
+
+    atomic_write_text(path, text, mode=0o644)  # shared data files, not private ones
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ EXIT_CODES = """exit codes:
 def build_parser() -> argparse.ArgumentParser:
     from kb import cli as kb_cli
     from medchat import __version__
-    from medchat.app.cli import ask, bench_cmd, chat, eval_cmd, history_cmd, profiles_cmd, triage_cmd
+    from medchat.app.cli import ask, bench_cmd, chat, config_cmd, eval_cmd, history_cmd, profiles_cmd, triage_cmd
     from trainer import cli as trainer_cli
 
     parser = argparse.ArgumentParser(prog="medchat", description="Private, offline doctor-style chat that fine-tunes its own models.",
@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true",
                         help="show the libraries' own progress bars, logs and warnings (hidden by default)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (ask, profiles_cmd, bench_cmd, chat, history_cmd, triage_cmd, kb_cli, trainer_cli, eval_cmd):
+    for module in (ask, profiles_cmd, bench_cmd, chat, history_cmd, triage_cmd, config_cmd, kb_cli, trainer_cli,
+                   eval_cmd):
         module.register(sub)  # kb_cli and trainer_cli: the subcommands the rooms own
     return parser
 
@@ -43,6 +44,20 @@ def hub_offline() -> None:
     set explicitly (e.g. HF_HUB_OFFLINE=0 to fetch a model on purpose) is kept."""
     if not os.environ.get("HF_HUB_OFFLINE", "").strip():
         os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def configure_process(args) -> None:
+    """Process-wide settings from the AppConfig: the thread budgets of the embedder and, for commands
+    that load a model, of torch."""
+    from kb.embedder import set_batch_threads
+    from medchat.app.cli.common import app_config
+
+    config = app_config(args)
+    set_batch_threads(config.embed_threads)
+    if hasattr(args, "threads") and config.threads:  # torch is imported only where a model loads anyway
+        import torch
+
+        torch.set_num_threads(config.threads)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_USAGE
+        if args.command != "config":  # `config` must work to repair a broken config.toml
+            configure_process(args)
         return int(args.func(args) or 0)
     except UserError as exc:
         if os.environ.get("MEDCHAT_DEBUG"):

@@ -6,27 +6,25 @@ import json
 import sys
 import time
 
-from medchat.app.cli.common import add_model_options, make_engine
+from medchat.app.cli.common import (add_generation_options, add_kb_options, add_model_options, app_config, kb_name,
+                                    make_engine)
+
+ASK_SETTINGS = ("max_new_tokens", "temperature", "top_p", "seed")
 
 
 def register(sub) -> None:
     p = sub.add_parser("ask", help="answer one question (for scripts)")
     p.add_argument("question", help="the question; '-' reads it from stdin")
     add_model_options(p)
-    p.add_argument("--max-new-tokens", type=int, default=None)
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    add_generation_options(p, names=ASK_SETTINGS)  # defaults: the profile's
     p.add_argument("--system", default=None, help="replace the doctor preset system prompt")
-    kb = p.add_mutually_exclusive_group()
-    kb.add_argument("--kb", default="default", help="knowledge base to cite (default: the built-in one)")
-    kb.add_argument("--no-kb", action="store_true", help="answer without the knowledge base")
+    add_kb_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from medchat.core.config import AppConfig
+    from kb.knowledge import passage_dict
     from medchat.core.errors import UsageError
     from medchat.app.session import ChatSession, citation_footer
     from medchat.app.triage import load_triager, region_for
@@ -34,17 +32,17 @@ def run(args) -> int:
     question = sys.stdin.read() if args.question == "-" else args.question
     if not question.strip():
         raise UsageError("empty question; pass the question text, or '-' to read it from stdin")
-    config = AppConfig.load()
+    config = app_config(args)
     region_for(config)  # an unknown region is reported before the model loads
     t0 = time.perf_counter()
-    engine = make_engine(args)
+    engine = make_engine(args, config)
     load_s = time.perf_counter() - t0
-    session = ChatSession(engine, history=None, kb=None if args.no_kb else args.kb, system_prompt=args.system,
+    session = ChatSession(engine, history=None, kb=kb_name(args, config), system_prompt=args.system,
                           triage=load_triager(config.region, config.emergency_number or None),
                           key_facts=config.key_facts)
     if args.kb not in (None, "default") and not args.no_kb:
         session.set_kb(args.kb)
-    for name in ("max_new_tokens", "temperature", "top_p", "seed"):
+    for name in ASK_SETTINGS:
         value = getattr(args, name)
         if value is not None:
             session.set(name, value)
@@ -70,8 +68,7 @@ def run(args) -> int:
             "timings": {"load_s": round(load_s, 3), "ttft_s": round(stats.ttft_s, 4),
                         "total_s": round(stats.total_s, 4), "tokens_per_s": round(stats.tokens_per_s, 2)},
             "stop_reason": stats.stop_reason,
-            "sources": [{"source": p.source, "title": p.title, "section": p.section,
-                         "score": round(float(p.score), 4), "text": p.text} for p in sources],
+            "sources": [passage_dict(p, 4) for p in sources],
             "triage": triage.to_dict() if triage is not None else None,
             "key_facts": [f.to_dict() for f in facts],
         }, ensure_ascii=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from medchat.app.cli.common import add_model_options, make_engine
+from medchat.app.cli.common import add_kb_options, add_model_options, app_config, kb_name, make_engine
 
 
 def register(sub) -> None:
@@ -13,9 +13,7 @@ def register(sub) -> None:
     add_model_options(p)
     p.add_argument("--continue", dest="resume", action="store_true", help="resume the last conversation")
     p.add_argument("--plain", action="store_true", help="plain line-based REPL instead of the full-screen TUI")
-    kb = p.add_mutually_exclusive_group()
-    kb.add_argument("--kb", default="default", help="knowledge base to cite (default: the built-in one)")
-    kb.add_argument("--no-kb", action="store_true", help="answer without the knowledge base")
+    add_kb_options(p)
     p.set_defaults(func=run)
 
 
@@ -24,12 +22,13 @@ def use_plain(args, stdin=None, stdout=None) -> bool:
     return bool(args.plain) or not (stdin.isatty() and stdout.isatty())
 
 
-def check_args(args) -> None:
+def check_args(args, config=None) -> None:
     """Fail fast, before any model loads or the screen switches, on names that do not exist."""
     from medchat.core.profiles import ProfileStore
 
-    if args.profile:
-        ProfileStore().get(args.profile)
+    profile = config.default_profile if config is not None else args.profile
+    if profile:
+        ProfileStore().get(profile)
     if not args.no_kb and args.kb not in (None, "default"):
         import kb as kbmod
 
@@ -45,15 +44,14 @@ def build_session(args, history, progress=None, notes: list | None = None, confi
     Slow, so the TUI calls it in a worker thread; `progress(label)` reports each stage and `notes`
     collects lines to show once the chat opens.
     """
-    from medchat.core.config import AppConfig
     from medchat.app.session import ChatSession
     from medchat.app.triage import load_triager
 
     progress = progress or (lambda label: None)
     notes = notes if notes is not None else []
-    config = config or AppConfig()
-    engine = make_engine(args)
-    session = ChatSession(engine, history=history, kb=None if args.no_kb else args.kb,
+    config = config or app_config(args)
+    engine = make_engine(args, config)
+    session = ChatSession(engine, history=history, kb=kb_name(args, config),
                           triage=load_triager(config.region, config.emergency_number or None),
                           key_facts=config.key_facts)
     if session.kb_name is not None:
@@ -75,28 +73,39 @@ def build_session(args, history, progress=None, notes: list | None = None, confi
     return session
 
 
-def loading_label(args) -> str:
+def loading_label(args, config=None) -> str:
     from medchat.core.models import DEFAULT_BASE
 
     base = args.base or DEFAULT_BASE
-    if args.profile and not args.base:
+    profile = config.default_profile if config is not None else args.profile
+    if profile and not args.base:
         from medchat.app.cli.common import base_for
         from medchat.core.profiles import ProfileStore
 
-        base = base_for(args, ProfileStore()) or DEFAULT_BASE
+        base = base_for(args, ProfileStore(), profile) or DEFAULT_BASE
     name = str(base).rstrip("/").rsplit("/", 1)[-1]
     return f"loading {name}…"
 
 
+def expire_history(history, days: int) -> int:
+    """history.retention_days: delete the conversations untouched for longer; 0 keeps them all."""
+    if days <= 0:
+        return 0
+    import datetime as dt
+
+    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+    return history.purge(before=cutoff.isoformat(timespec="microseconds"))
+
+
 def run(args) -> int:
-    from medchat.core.config import AppConfig
     from medchat.app.history.store import HistoryStore
     from medchat.app.triage import disclaimer, region_for
 
-    check_args(args)
-    config = AppConfig.load()
+    config = app_config(args)
+    check_args(args, config)
     where = region_for(config)  # an unknown region is reported now, not at the first emergency
     history = HistoryStore()
+    expire_history(history, config.history_retention_days)
     notes: list[str] = []
     if args.resume:
         last = history.last_conversation()
@@ -110,7 +119,7 @@ def run(args) -> int:
             if tty:
                 print(label, file=sys.stderr, flush=True)
 
-        progress(loading_label(args))
+        progress(loading_label(args, config))
         session = build_session(args, history, progress, notes, config)
         for line in notes:
             print(f"medchat: {line}", file=sys.stderr)
@@ -119,7 +128,7 @@ def run(args) -> int:
 
     app = MedchatApp(loader=lambda: build_session(args, history, lambda label: app.call_from_thread(app.set_loading, label),
                                                   notes, config),
-                     loading_label=loading_label(args), notices=notes, disclaimer=disclaimer(where=where),
+                     loading_label=loading_label(args, config), notices=notes, disclaimer=disclaimer(where=where),
                      history=history)
     app.run()
     if app.load_error:

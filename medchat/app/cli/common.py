@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from medchat.core.errors import UserError
 from medchat.core.models import DEFAULT_BASE, LoadOptions
@@ -13,7 +12,8 @@ def add_model_options(p: argparse.ArgumentParser, profile: bool = True) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--base", default=None, help=f"base model: {DEFAULT_BASE} (default), a local HF dir, or a hub id")
     if profile:
-        g.add_argument("--profile", "-p", default=None, help="profile to activate (default: doctor when installed, else base)")
+        g.add_argument("--profile", "-p", default=None,
+                       help="profile to activate (default: config chat.profile, else doctor when installed, else base)")
     g.add_argument("--device", default=None, help="cuda | mps | cpu (default: best available)")
     g.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: per device)")
     g.add_argument("--load-in-4bit", action="store_true", help="CUDA only: 4-bit NF4 base (bitsandbytes)")
@@ -22,7 +22,56 @@ def add_model_options(p: argparse.ArgumentParser, profile: bool = True) -> None:
     g.add_argument("--no-fast", action="store_true", help="use plain transformers+peft instead of the fast path")
     g.add_argument("--decode-mode", default=None,
                    help="fast-path numerics on CPU: dynamic-int8 (default) | int8w-bf16 | int8w-fp32 | float "
-                        "(env MEDCHAT_DECODE_MODE)")
+                        "(config engine.decode_mode, env MEDCHAT_DECODE_MODE)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch threads for generation (config engine.threads, env MEDCHAT_THREADS; "
+                        "0 = torch's default)")
+
+
+def add_kb_options(p: argparse.ArgumentParser) -> None:
+    kb = p.add_mutually_exclusive_group()
+    kb.add_argument("--kb", default=None, help="knowledge base to cite (default: the built-in one; config chat.kb)")
+    kb.add_argument("--no-kb", action="store_true", help="answer without the knowledge base")
+
+
+def app_config(args):
+    """The effective AppConfig: config.toml, then the environment, then this command's flags."""
+    from medchat.core.config import from_environment
+
+    kb = False if getattr(args, "no_kb", False) else (True if getattr(args, "kb", None) else None)
+    return from_environment(flags={"decode_mode": getattr(args, "decode_mode", None),
+                                   "default_profile": getattr(args, "profile", None),
+                                   "threads": getattr(args, "threads", None), "kb": kb,
+                                   "region": getattr(args, "region", None)})
+
+
+def kb_name(args, config) -> str | None:
+    """The knowledge base to cite: --kb NAME, else the built-in one; None when off (--no-kb, chat.kb = false)."""
+    return (getattr(args, "kb", None) or "default") if config.kb else None
+
+
+def add_generation_options(p, defaults=None, names: tuple[str, ...] | None = None) -> None:
+    """--max-new-tokens, --temperature, ... from GenerationSettings (one declaration); `defaults` (shown in
+    the help) are what a flag left out means: it stays None, and `generation_from` keeps the default."""
+    from dataclasses import fields
+
+    from medchat.core.settings import SETTING_HELP, GenerationSettings
+
+    for f in fields(GenerationSettings):
+        if names is None or f.name in names:
+            kind = float if f.name in ("temperature", "top_p", "repetition_penalty") else int
+            shown = f" (default {getattr(defaults, f.name)})" if defaults is not None else ""
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help=SETTING_HELP[f.name] + shown)
+
+
+def generation_from(args, defaults=None):
+    """The GenerationSettings of `defaults` with the generation flags given on this command line."""
+    from dataclasses import fields
+
+    from medchat.core.settings import GenerationSettings
+
+    defaults = defaults or GenerationSettings()
+    return defaults.with_values({f.name: getattr(args, f.name, None) for f in fields(GenerationSettings)})
 
 
 def load_options(args) -> LoadOptions:
@@ -30,41 +79,35 @@ def load_options(args) -> LoadOptions:
                        load_in_8bit=args.load_in_8bit, trust_remote_code=args.trust_remote_code)
 
 
-def base_for(args, store) -> str | None:
-    """--base wins; otherwise a --profile names its own base, so `ask -p covid-sft` just works."""
+def base_for(args, store, name: str | None = None) -> str | None:
+    """--base wins; otherwise the profile (`name`, else --profile) names its own base, so
+    `ask -p covid-sft` just works."""
     if args.base:
         return args.base
-    name = getattr(args, "profile", None)
+    name = name or getattr(args, "profile", None)
     if name and name != "base":
         prof = store.get(name)
         return prof.base or None
     return None
 
 
-def decode_mode(args) -> str | None:
-    """--decode-mode wins, then MEDCHAT_DECODE_MODE (or the older MEDCHAT_QUANT); None = the engine's default."""
-    return (getattr(args, "decode_mode", None) or os.environ.get("MEDCHAT_DECODE_MODE")
-            or os.environ.get("MEDCHAT_QUANT") or None)
-
-
-def make_engine(args):
-    import torch
-
+def make_engine(args, config=None):
+    """The engine for a command's model options; `config` (default: `app_config(args)`) supplies the
+    profile and decode mode that no flag set."""
     from medchat.core.engine import ChatEngine
-    from medchat.core.profiles import ProfileStore
+    from medchat.core.profiles import ProfileStore, require_chat
 
+    config = config or app_config(args)  # its thread budget: set at start-up (cli.configure_process)
     store = ProfileStore()
-    name = getattr(args, "profile", None)
+    name = config.default_profile or None
     if name:
-        prof = store.get(name)  # fail fast with the clear unknown-profile line, before loading a model
-        if prof.kind != "chat":
-            raise UserError(f"'{name}' is a {prof.kind} profile: it scores replies and cannot chat; "
-                            f"pass it as --reward {name} instead")
-    install_shipped(store, base_for(args, store))
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    engine = ChatEngine(base_for(args, store), load_options(args), store=store, fast=not args.no_fast,
-                        decode_mode=decode_mode(args))
-    if not name:  # no --profile: the shipped doctor when it fits this base (`--profile base` opts out)
+        # fail fast, before loading a model
+        require_chat(store.get(name), hint=f"pass it as --reward {name} instead")
+    base = base_for(args, store, name)
+    install_shipped(store, base)
+    engine = ChatEngine(base, load_options(args), store=store, fast=not args.no_fast,
+                        decode_mode=config.decode_mode or None)
+    if not name:  # no profile chosen: the shipped doctor when it fits this base (`--profile base` opts out)
         from medchat.app.builtin_profiles import default_profile
 
         name = default_profile(store, engine.info["fingerprint"])

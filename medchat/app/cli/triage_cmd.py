@@ -32,10 +32,10 @@ def run(args) -> int:
     if args.eval:
         return _evaluate(args)
     messages = _messages(args.text)
-    from medchat.core.config import AppConfig
+    from medchat.core.config import from_environment
     from medchat.app.triage import Triager, load_model, region, region_for
 
-    config = AppConfig.load()
+    config = from_environment()
     where = region(args.region) if args.region else region_for(config)
     triager = Triager(model=load_model(), region=where)
     recent: list[str] = []

@@ -65,10 +65,10 @@ def _check_kb(name: str) -> None:
 def _triager(o: GroundedOptions):
     if o.triage is not None:
         return o.triage
-    from medchat.core.config import AppConfig
+    from medchat.core.config import from_environment
     from medchat.app.triage import load_triager
 
-    config = AppConfig.load()
+    config = from_environment()
     return load_triager(config.region, config.emergency_number or None)
 
 
@@ -94,15 +94,15 @@ def answer(session, q, context_replies: bool = False) -> dict:
 
 
 def _row(name: str, q, raw: dict) -> dict:
+    from kb.knowledge import passage_dict
+
     texts = [p.text for p in raw["sources"]]
     row = {"profile": name, "id": q.id, "split": q.split, "covered": q.covered, "question": q.question,
            "context": list(q.context), "answer": raw["answer"]}
     if q.covered:
         row.update(source=q.source, section=q.section, facts=list(q.facts))
     row.update(GM.score_answer(q, raw["answer"], texts))
-    row.update(sources=[{"n": i, "source": p.source, "title": p.title, "section": getattr(p, "section", ""),
-                         "score": round(float(getattr(p, "score", 0.0)), 4), "text": p.text}
-                        for i, p in enumerate(raw["sources"], 1)],
+    row.update(sources=[{"n": i, **passage_dict(p, 4)} for i, p in enumerate(raw["sources"], 1)],
                stop_reason=raw["stop_reason"], completion_tokens=raw["completion_tokens"], triage=raw["triage"])
     return row
 

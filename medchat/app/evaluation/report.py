@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medchat.core import charts
+
 SCORE_COLUMNS = [("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("bleu4", "BLEU-4"),
                  ("bertscore_precision", "BERTScore P"), ("bertscore_recall", "BERTScore R"),
                  ("bertscore_f1", "BERTScore F1")]
@@ -100,22 +102,13 @@ def markdown(metrics: dict, charts: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def scores_chart(metrics: dict, path: Path, keys: list[str] | None = None, labels: dict | None = None,
                  title: str | None = None, ylabel: str = "score (0-1)") -> Path:
     """Grouped bars: one group per metric (default CHART_SCORES), one bar per profile; values in [0, 1]."""
     names = list(metrics["profiles"])
     keys = keys or CHART_SCORES
     labels = labels or dict(SCORE_COLUMNS)
-    fig = _figure(max(6.0, 1.4 * len(keys) + 0.4 * len(names)), 4.2)
+    fig = charts.figure(max(6.0, 1.4 * len(keys) + 0.4 * len(names)), 4.2)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(names))
     for i, name in enumerate(names):
@@ -131,13 +124,12 @@ def scores_chart(metrics: dict, path: Path, keys: list[str] | None = None, label
     ax.set_title(title or f"Scores per profile: {metrics['dataset'].get('name')}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return charts.save(fig, path)
 
 
 def lengths_chart(lengths: dict[str, list[int]], path: Path) -> Path:
     """Reply-length distribution per profile (and the references): histogram and box plot."""
-    fig = _figure(11.0, 4.2)
+    fig = charts.figure(11.0, 4.2)
     hist, box = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     top = max([max(v) for v in lengths.values() if v] + [1])
     bins = list(range(0, top + max(1, top // 20) + 1, max(1, top // 20)))
@@ -151,5 +143,4 @@ def lengths_chart(lengths: dict[str, list[int]], path: Path) -> Path:
     box.set_ylabel("reply length (tokens)")
     box.set_title("Reply length per profile")
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return charts.save(fig, path)

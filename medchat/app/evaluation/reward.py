@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from medchat.core.errors import UserError
+from medchat.core.profiles import require_reward
 
 
 def check_reward_profile(store, name: str):
-    profile = store.get(name)
-    if profile.kind != "reward":
-        raise UserError(f"--reward '{name}' is a {profile.kind} profile, not a reward model; pass a profile "
-                        "trained with `medchat train --stage rm` (kind=reward in `medchat profiles list`)")
-    return profile
+    return require_reward(store.get(name), hint="pass a profile trained with `medchat train --stage rm` "
+                                                 "(kind=reward in `medchat profiles list`)")
 
 
 def load_reward_scorer(name: str):

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from medchat.core import paths
 from medchat.core.errors import UserError
+from medchat.core.profiles import require_chat
 from medchat.app.evaluation import metrics as M
 from medchat.app.evaluation.samples import Sample, load_samples
 from medchat.core.models import LoadOptions
-from medchat.core.settings import GenerationSettings
+from medchat.core.settings import EVAL_GENERATION, GenerationSettings
 
 OUTPUT_FILES = ("predictions.jsonl", "metrics.json", "report.md", "scores.png", "lengths.png")
 
@@ -34,12 +35,7 @@ class EvalOptions:
     base: str | None = None
     load: LoadOptions = field(default_factory=LoadOptions)
     batch_size: int = 8
-    max_new_tokens: int = 128
-    temperature: float = 0.0
-    top_p: float = 0.9
-    top_k: int = 50
-    repetition_penalty: float = 1.0
-    seed: int = 0
+    generation: GenerationSettings = field(default_factory=lambda: EVAL_GENERATION)
     encoder: str | None = None
     encoder_layer: int | None = None
     idf: bool = False
@@ -58,12 +54,7 @@ def parse_profiles(text: str) -> list[str]:
 
 
 def settings_of(o: EvalOptions) -> GenerationSettings:
-    s = GenerationSettings()
-    for name, value in (("temperature", o.temperature), ("top_p", o.top_p), ("top_k", o.top_k),
-                        ("repetition_penalty", o.repetition_penalty), ("max_new_tokens", o.max_new_tokens),
-                        ("seed", o.seed)):
-        s = s.with_value(name, value)  # UserError with the allowed range on nonsense
-    return s
+    return GenerationSettings().with_values(o.generation.to_dict())  # UserError with the allowed range on nonsense
 
 
 def out_dir(out: str | None, prefix: str = "eval") -> Path:
@@ -89,9 +80,7 @@ def check_profiles(store, names: list[str], reward_hint: bool = True):
     """The named profiles; unknown names and reward profiles fail here, before any model loads."""
     profiles = [store.get(n) for n in names]
     for p in profiles:
-        if p.kind != "chat":
-            hint = f"; pass it as --reward {p.name} instead" if reward_hint else ""
-            raise UserError(f"'{p.name}' is a {p.kind} profile and cannot write replies{hint}")
+        require_chat(p, "write replies", f"pass it as --reward {p.name} instead" if reward_hint else "")
     return profiles
 
 

@@ -19,7 +19,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer
 
 from medchat.app.commands import REGISTRY, Result, chain_text, classify
-from medchat.core.errors import UserError
+from medchat.core.errors import UserError, error_line
 from medchat.app.tui.screens.help_screen import HelpScreen
 from medchat.app.tui.screens.history_browser import HistoryBrowser
 from medchat.app.tui.screens.profile_picker import ProfilePicker
@@ -100,7 +100,7 @@ class MedchatApp(App):
         try:
             session = self._loader()
         except Exception as exc:  # shown in the UI; the app stays usable for /quit
-            msg = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            msg = error_line(exc)
             self.call_from_thread(self._load_failed, msg)
         else:
             self.call_from_thread(self._loaded, session)
@@ -148,7 +148,7 @@ class MedchatApp(App):
                 await self._notice(str(exc), "error")
                 return
             if cmd.instant and (self.session is not None or not cmd.needs_session):
-                await self.render_result(REGISTRY.run(self.session, body, self))
+                await self.render_result(REGISTRY.run(self.session, body))
                 return
         if self.session is None or self.busy:
             widget = UserMessage(body, pending=True) if kind == "message" else None
@@ -192,7 +192,7 @@ class MedchatApp(App):
     @work(thread=True, group="turn")
     def _command_worker(self, line: str) -> None:
         try:
-            result = REGISTRY.run(self.session, line, self)
+            result = REGISTRY.run(self.session, line)
             if result.kind == "stream":
                 self.call_from_thread(self._before_stream, result)
                 self._run_events(result.events, prompt=None, finish=False)
@@ -203,7 +203,7 @@ class MedchatApp(App):
             else:
                 self.call_from_thread(self.render_result, result)
         except Exception as exc:
-            self.call_from_thread(self._notice, _error_line(exc), "error")
+            self.call_from_thread(self._notice, error_line(exc), "error")
         finally:
             self.call_from_thread(self._turn_over)
 
@@ -254,7 +254,7 @@ class MedchatApp(App):
         if self._current is not None:
             await self._current.finish(status="failed")
             self._current = None
-        await self._notice(f"reply failed: {_error_line(exc)}", "error")
+        await self._notice(f"reply failed: {error_line(exc)}", "error")
         s = self.session
         if prompt is not None:
             # the prompt goes back into the input, so drop its half-done exchange from the session
@@ -367,10 +367,6 @@ class MedchatApp(App):
             return
         self.push_screen(HistoryBrowser(self.session.history, query),
                          lambda cid: cid is not None and self.call_later(self.handle_text, f"/load {cid}"))
-
-
-def _error_line(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
 
 
 def _table(result: Result) -> Table:

@@ -18,7 +18,7 @@ from medchat.core.engine.decode import TAIL_GUARD, Sampler, TextStream, stop_tok
 from medchat.core.engine.prompt import render_ids, template_for, trim_messages
 from medchat.core.errors import UserError
 from medchat.core.models import LoadOptions, base_id, load_base
-from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore
+from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore, require_chat
 from medchat.core.settings import GenerationSettings
 
 
@@ -98,9 +98,7 @@ class ChatEngine:
 
     # --- profiles --------------------------------------------------------------------------
     def check_profile(self, profile: Profile) -> None:
-        if profile.kind != "chat":
-            raise UserError(f"'{profile.name}' is a {profile.kind} profile: it scores replies and cannot chat; "
-                            f"pass it as --reward {profile.name} instead")
+        require_chat(profile, hint=f"pass it as --reward {profile.name} instead")
         if profile.is_base:
             return
         if profile.base_fingerprint and profile.base_fingerprint != self.info["fingerprint"]:

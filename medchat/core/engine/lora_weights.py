@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from medchat.core.errors import UserError
+from medchat.core.profiles import ADAPTER_WEIGHTS, PICKLED_WEIGHTS
 
 # "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight" -> (3, "q_proj", "A")
 _KEY = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.[\w-]+)?\.weight$")
@@ -43,15 +44,15 @@ def load_lora(adapter_dir: Path, allow_pickle: bool = False) -> dict[tuple[int, 
     cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
     if cfg.get("use_dora") or cfg.get("modules_to_save") or cfg.get("bias", "none") != "none":
         raise UnsupportedAdapter("DoRA, modules_to_save or LoRA bias")
-    st = adapter_dir / "adapter_model.safetensors"
+    st = adapter_dir / ADAPTER_WEIGHTS
     if st.exists():
         from safetensors.torch import load_file
 
         tensors = load_file(str(st))
-    elif allow_pickle and (adapter_dir / "adapter_model.bin").exists():
-        tensors = torch.load(adapter_dir / "adapter_model.bin", map_location="cpu", weights_only=True)
+    elif allow_pickle and (adapter_dir / PICKLED_WEIGHTS).exists():
+        tensors = torch.load(adapter_dir / PICKLED_WEIGHTS, map_location="cpu", weights_only=True)
     else:
-        raise UserError(f"no adapter_model.safetensors in '{adapter_dir}'")
+        raise UserError(f"no {ADAPTER_WEIGHTS} in '{adapter_dir}'")
     parts: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         m = _KEY.search(key)
