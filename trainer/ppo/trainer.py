@@ -45,7 +45,8 @@ def check_args(args) -> None:
 class PPOTrainer:
     def __init__(self, model, tokenizer, reward_fn: RewardFn, args, *, template: str,
                  learning_rate: float = 1e-5, max_grad_norm: float = 1.0, max_prompt_len: int = 512,
-                 value_head: ValueHead | None = None, stop_ids: set[int] | None = None, seed: int = 0):
+                 value_head: ValueHead | None = None, stop_ids: set[int] | None = None, seed: int = 0,
+                 sync_grads: Callable | None = None):
         from medchat.core.engine.decode import stop_token_ids
 
         check_args(args)
@@ -58,6 +59,7 @@ class PPOTrainer:
         params = [p for p in model.parameters() if p.requires_grad] + list(self.value_head.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=learning_rate, eps=1e-5)
         self.params = params
+        self.sync_grads = sync_grads  # averages gradients over ranks (trainer.dist.Dist.sync_grads)
         self.kl_ctl = core.kl_controller(args.kl_coef, args.adaptive_kl, args.target_kl, args.horizon)
         self.step_count = 0
         self.rng = random.Random(seed)
@@ -150,6 +152,8 @@ class PPOTrainer:
                     loss = pg + a.vf_coef * vf
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    if self.sync_grads is not None:
+                        self.sync_grads(self.params)
                     grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
                     self.optimizer.step()
                     for k, v in (("policy_loss", pg), ("value_loss", vf), ("loss", loss), ("clip_fraction", clipfrac),

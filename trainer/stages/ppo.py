@@ -3,7 +3,7 @@
     profile = run(cfg)                      # cfg.reward.reward names a profile of kind "reward"
     profile = run(cfg, reward_fn=f)         # or any f(conversations) -> scores (tests, custom rewards)
 
-Policy: base + merged --from chain + a new LoRA (trainer.ppo.merged); the reference is the same model
+Policy: base + merged --from chain + a new LoRA (trainer.modeling.load_for_training, merged); the reference is the same model
 with the new adapter disabled, i.e. exactly the --from profile. Prompts come from --dataset (SFT
 data: the prompt of each conversation; pairwise data: the pairs' prompts). Every step logs reward
 mean/std, KL, entropy, value/policy loss, clip fraction and reply length to trainer_log.jsonl and
@@ -14,6 +14,7 @@ The value head is saved as run_dir/value_head.safetensors; the profile holds onl
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -23,13 +24,16 @@ from medchat.core.errors import UserError
 from medchat.core.profiles import Profile, ProfileStore
 from trainer.data import dataset_dir_of, load_datasets
 from trainer.data.pairwise import pair_prompts
-from trainer.install import install_adapter, preflight
-from trainer.modeling import load_adapter_weights, save_adapter
+from trainer.modeling import load_adapter_weights, save_adapter, template_of
+from trainer.ppo.trainer import check_args
+from trainer.reward_model import load_reward_model, require_reward_profile
 from trainer.runs import Run, TrainProgress
+from trainer.stages.skeleton import finish, prepare
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(text, file=sys.stderr, flush=True)
 
 
 def plot_rewards(run: Run):
@@ -82,75 +86,85 @@ def _window_mean(history: list[dict], key: str, first: bool) -> float:
     return sum(h[key] for h in part) / len(part)
 
 
-def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=None, on_step=None, **_) -> Profile:
-    from trainer.ppo.merged import load_merged, template_of
-    from trainer.ppo.trainer import PPOTrainer, check_args
-    from trainer.stages.causal import resolve_resume
-    from trainer.stages.rm import load_reward_model, require_reward_profile
+def _checker(reward_fn, store):
+    def check(cfg) -> None:
+        check_args(cfg.ppo)
+        if reward_fn is None:  # fail on a bad --reward before loading any model
+            require_reward_profile(cfg.reward.reward, store)
+    return check
 
-    cfg.stage = "ppo"
-    cfg, run_dir = resolve_resume(cfg)
-    cfg.validate()
-    check_args(cfg.ppo)
-    preflight(cfg, store)
+
+def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=None, on_step=None, **_) -> Profile | None:
+    from trainer.ppo.trainer import PPOTrainer
+
     store = store or ProfileStore()
-    if reward_fn is None:  # fail on a bad --reward before loading any model
-        require_reward_profile(cfg.reward.reward, store)
-    prompts, infos = load_prompts(cfg)
+    job = prepare(cfg, "ppo", load_data=load_prompts, store=store, quiet=quiet, check=_checker(reward_fn, store),
+                  merge_parents=True)
+    cfg, tm, run, dist = job.cfg, job.tm, job.run, job.dist
+    prompts, infos = job.data
     t = cfg.training
-    torch.manual_seed(t.seed)
-    tm = load_merged(cfg, "causal", store=store)
     template = template_of(cfg, tm)
     scorer = reward_fn or load_reward_model(cfg.reward.reward, device=tm.device, store=store)
+    # each rank samples its own rollouts (seed + rank); gradients are averaged over ranks
     trainer = PPOTrainer(tm.model, tm.tokenizer, scorer, cfg.ppo, template=template,
                          learning_rate=t.learning_rate, max_grad_norm=t.max_grad_norm,
-                         max_prompt_len=cfg.data.cutoff_len, seed=t.seed)
-    run = run_dir or Run.create(cfg)
+                         max_prompt_len=cfg.data.cutoff_len, seed=t.seed + dist.rank, sync_grads=dist.sync_grads)
     history: list[dict] = []
     ran = 0.0
     ckpt = run.latest_checkpoint() if t.resume else None
     if ckpt is not None:
         load_adapter_weights(tm, ckpt / "adapter")
         trainer.value_head.load(ckpt)
-        state = torch.load(ckpt / "trainer.pt", weights_only=True)
+        state = torch.load(ckpt / ("trainer.pt" if dist.is_main else f"trainer-rank{dist.rank}.pt"), weights_only=True)
         trainer.load_state_dict(state)
         ran = float(state.get("runtime_s", 0.0))
-        run.truncate_log(trainer.step_count)
+        if dist.is_main:
+            run.truncate_log(trainer.step_count)
         history = [r for r in run.records() if "reward_mean" in r]
-        _say(f"resuming {run.dir} from step {trainer.step_count}")
+        job.say(f"resuming {run.dir} from step {trainer.step_count}")
     total = cfg.ppo.steps
     reward_name = cfg.reward.reward or getattr(reward_fn, "__name__", "python reward")
-    _say(f"ppo {cfg.model.method}: {len(prompts)} prompts, {total} steps x {cfg.ppo.rollout_batch_size} rollouts, "
-         f"reward {reward_name}; run {run.dir}")
-    run.set_status("running")
+    job.say(f"ppo {cfg.model.method}: {len(prompts)} prompts, {total} steps x {cfg.ppo.rollout_batch_size} rollouts, "
+            f"reward {reward_name}; run {run.dir}")
     t0 = time.perf_counter()
 
-    def write(tmp, step):
+    def write(tmp, step, states):
         save_adapter(tm, tmp / "adapter")
         trainer.value_head.save(tmp)
-        torch.save({**trainer.state_dict(), "runtime_s": ran + time.perf_counter() - t0}, tmp / "trainer.pt")
+        for rank, st in enumerate(states):
+            torch.save({**st, "runtime_s": ran + time.perf_counter() - t0},
+                       tmp / ("trainer.pt" if rank == 0 else f"trainer-rank{rank}.pt"))
 
-    with run.guard(f"medchat train --stage ppo --resume {run.dir} --name {cfg.name}", _say):
-        with TrainProgress(total, f"ppo {cfg.name}", quiet, start=trainer.step_count) as bar:
+    # PPO keeps its own step loop (rollout -> several optimiser epochs per step does not fit TrainLoop's
+    # one-optimizer-step-per-step); writes and checkpoints follow the same main-rank rule
+    with job.guard():
+        with TrainProgress(total, f"ppo {cfg.name}", quiet or not dist.is_main, start=trainer.step_count) as bar:
             def after_step(stats: dict) -> None:
                 step = stats["step"]
+                stats = dist.mean(stats)
+                stats["step"] = step
                 record = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()}
                 record["lr"] = t.learning_rate
-                run.log(record)
                 history.append(record)
                 bar.update(step, loss=stats["loss"], lr=t.learning_rate)
-                if step % t.logging_steps == 0 or step == total:
-                    run.plot()
-                    plot_rewards(run)
-                if step % t.save_steps == 0 or step == total:
-                    run.save_checkpoint(step, lambda tmp: write(tmp, step))
+                save = step % t.save_steps == 0 or step == total
+                states = dist.gather(trainer.state_dict()) if save else None
+                if dist.is_main:
+                    run.log(record)
+                    if step % t.logging_steps == 0 or step == total:
+                        run.plot()
+                        plot_rewards(run)
+                    if save:
+                        run.save_checkpoint(step, lambda tmp: write(tmp, step, states))
+                dist.barrier()
                 if on_step:
                     on_step(stats)
 
             trainer.train(prompts, total, after_step)
-    plot_rewards(run)
-    run.replace_dir("final", lambda d: save_adapter(tm, d))
-    trainer.value_head.save(run.dir)
+    if dist.is_main:
+        plot_rewards(run)
+        run.replace_dir("final", lambda d: save_adapter(tm, d))
+        trainer.value_head.save(run.dir)
     metrics = {"steps": trainer.step_count, "runtime_s": round(ran + time.perf_counter() - t0, 1),
                "prompts": len(prompts), "reward": reward_name}
     if history:
@@ -158,15 +172,13 @@ def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=N
                        reward_last=_window_mean(history, "reward_mean", False),
                        kl_last=history[-1]["kl"], kl_coef=history[-1]["kl_coef"],
                        reply_length_last=history[-1]["reply_length"])
-    metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
-    datasets = [{k: v for k, v in i.items() if k in ("name", "sha256", "rows")} for i in infos]
     if not cfg.description:
         cfg.description = f"ppo on {', '.join(cfg.data.datasets)} with reward {reward_name}"
-    profile = install_adapter(cfg, tm, run.dir / "final", datasets, metrics, store=store)
-    run.write_summary({"profile": profile.name, "chain": profile.chain, "metrics": metrics, "datasets": infos})
-    run.set_status("installed", profile=profile.name)
-    rw = (f", reward {metrics['reward_first']:.3f} -> {metrics['reward_last']:.3f}, KL {metrics['kl_last']:.3f}"
-          if history else "")
-    print(f"installed profile '{profile.name}' (ppo, chain {' > '.join(profile.chain)}): {trainer.step_count} "
-          f"steps{rw}; run {run.dir}; chat with: medchat chat -p {profile.name}", flush=True)
-    return profile
+
+    def message(profile, m):
+        rw = (f", reward {m['reward_first']:.3f} -> {m['reward_last']:.3f}, KL {m['kl_last']:.3f}"
+              if history else "")
+        return (f"installed profile '{profile.name}' (ppo, chain {' > '.join(profile.chain)}): {trainer.step_count} "
+                f"steps{rw}; run {run.dir}; chat with: medchat chat -p {profile.name}")
+
+    return finish(job, run.dir / "final", metrics, infos, dataset_keys=("name", "sha256", "rows"), message=message)
