@@ -1,4 +1,4 @@
-"""The one training loop: pt and sft (causal loss), rm (pairwise loss) - any stage with a loss, a batch and a count.
+"""The one training loop: pt and sft (causal loss), rm (pairwise loss), ppo (whole steps: `steps=`).
 
 Why a small custom loop on `accelerate` instead of HF Trainer: we need exact control of four things
 Trainer makes awkward - a block-diagonal 4D mask for packed rows, loss normalised by trained tokens
@@ -16,8 +16,9 @@ global count_fn over the step), or (sum, {metric: sum}) for extra metrics logged
 rm's accuracy; eval ones as eval_<metric>). make_batch(items) builds a batch from the stage's own
 items (a dict with "num_tokens"); without it items are causal samples, packed or not. ddp=False
 keeps the model unwrapped (a loss that does not call model.forward, like rm's score read) and
-averages gradients over ranks by hand. Resume, the log/eval/save cadence, best/final adapters and
-main-rank-only writes are the same for every stage.
+averages gradients over ranks by hand. A stage whose step is not one optimizer step (ppo) passes
+`steps=` (a callable step plus its own checkpoint state, see _fit_steps) and `total=`. Resume, the
+log/eval/save cadence, best/final adapters and main-rank-only writes are the same for every stage.
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ class LoopResult:
 class TrainLoop:
     def __init__(self, cfg, tm, run, train, val, accelerator, packing: bool = False, quiet: bool = False,
                  on_step=None, loss_fn=causal_loss, count_fn=count_targets, make_batch=None, ddp: bool = True,
-                 keep_best: bool = True):
+                 keep_best: bool = True, steps=None, total: int | None = None):
         self.cfg, self.tm, self.run, self.acc = cfg, tm, run, accelerator
+        self.steps = steps  # a stage whose step is not one optimizer step (ppo): see _fit_steps
         self.t = cfg.training
         self.train, self.val = train, val
         self.loss_fn, self.count_fn, self.on_step, self.quiet = loss_fn, count_fn, on_step, quiet
@@ -113,6 +115,8 @@ class TrainLoop:
         self.micro_per_epoch = math.ceil(micro / self.world) * self.world
         self.steps_per_epoch = math.ceil(self.micro_per_epoch / (self.world * self.t.grad_accum))
         self.total = self.t.max_steps or max(1, math.ceil(self.t.num_epochs * self.steps_per_epoch))
+        if steps is not None:
+            self.steps_per_epoch, self.total = 1, int(total)
         self.pad_id = tm.tokenizer.pad_token_id if tm.tokenizer.pad_token_id is not None else 0
         self._perm_cache: dict = {}
 
@@ -193,10 +197,15 @@ class TrainLoop:
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def _write_checkpoint(self, step: int, state: dict) -> None:
+        extra = self.steps.gather_state() if self.steps is not None else None  # a collective: every rank
+
         def write(tmp):
             save_adapter(self.tm, tmp / "adapter")
-            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
+            if self.steps is not None:
+                self.steps.save(tmp, extra)
+            else:
+                torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+                torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
             (tmp / "state.json").write_text(json.dumps({**state, "step": step}))
 
         if self.acc.is_main_process:
@@ -208,8 +217,12 @@ class TrainLoop:
         if ckpt is None:
             return {"step": 0}
         load_adapter_weights(self.tm, ckpt / "adapter")
-        self.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=self.acc.device, weights_only=True))
-        self.scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
+        if self.steps is not None:
+            self.steps.load(ckpt, self.rank)
+        else:
+            self.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=self.acc.device,
+                                                      weights_only=True))
+            self.scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
         state = json.loads((ckpt / "state.json").read_text())
         if self.acc.is_main_process:
             self.run.truncate_log(state["step"])
@@ -219,7 +232,41 @@ class TrainLoop:
     def fit(self) -> LoopResult:
         # medchat.core.models.load_base turns autograd off process-wide (chat never needs it); training does
         with torch.enable_grad():
-            return self._fit()
+            return self._fit() if self.steps is None else self._fit_steps()
+
+    def _fit_steps(self) -> LoopResult:
+        """The same loop for a stage that brings whole steps (`steps`, e.g. ppo: rollout + optimiser epochs):
+        steps(step) -> stats (already averaged over ranks); steps.gather_state() / save(tmp, state) /
+        load(ckpt, rank) checkpoint its own state; steps.on_log(step) after a logging step (main rank).
+        Resume, per-step reseeding, one log record per step, checkpoints and final/ are the loop's."""
+        acc, t = self.acc, self.t
+        self.model = self.tm.model
+        state = self._resume() if t.resume else {"step": 0}
+        step, ran, last_loss = state["step"], state.get("runtime_s", 0.0), state.get("last_loss", float("nan"))
+        t0 = time.perf_counter()
+        quiet = self.quiet or not acc.is_main_process
+        with TrainProgress(self.total, f"{self.cfg.stage} {self.cfg.name}", quiet, start=step) as bar:
+            while step < self.total:
+                torch.manual_seed(t.seed * 1_000_003 + step * self.world + self.rank)
+                stats = self.steps(step)
+                step += 1
+                last_loss = float(stats.get("loss", last_loss))
+                record = {"step": step, **{k: (round(v, 6) if isinstance(v, float) else v)
+                                           for k, v in stats.items() if k != "step"}}
+                if acc.is_main_process:
+                    self.run.log(record)
+                    if step % t.logging_steps == 0 or step == self.total:
+                        self.steps.on_log(step)
+                bar.update(step, loss=last_loss, lr=stats.get("lr"))
+                if step % t.save_steps == 0 or step == self.total:
+                    self._write_checkpoint(step, {"last_loss": last_loss, "runtime_s": ran + time.perf_counter() - t0})
+                if self.on_step is not None:
+                    self.on_step(record)
+        if acc.is_main_process:
+            self.run.replace_dir("final", lambda d: save_adapter(self.tm, d))
+        acc.wait_for_everyone()
+        return LoopResult(step=step, train_loss=last_loss, eval_loss=None, best_step=None, final_eval_loss=None,
+                          tokens=0, runtime_s=ran + time.perf_counter() - t0, adapter_dir=str(self.run.dir / "final"))
 
     def _fit(self) -> LoopResult:
         acc, t = self.acc, self.t

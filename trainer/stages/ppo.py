@@ -7,8 +7,9 @@ Policy: base + merged --from chain + a new LoRA (trainer.modeling.load_for_train
 with the new adapter disabled, i.e. exactly the --from profile. Prompts come from --dataset (SFT
 data: the prompt of each conversation; pairwise data: the pairs' prompts). Every step logs reward
 mean/std, KL, entropy, value/policy loss, clip fraction and reply length to trainer_log.jsonl and
-redraws loss.png and reward.png. Checkpoints (adapter, value head, optimizer, KL coefficient,
-prompt order) go to checkpoints/step-N every --save-steps; --resume continues from the latest.
+redraws loss.png and reward.png. Steps run in the shared TrainLoop (trainer.stages.loop, `steps=`
+mode: resume, cadence, ranks); checkpoints (adapter, value head, optimizer, KL coefficient, prompt
+order, per rank) go to checkpoints/step-N every --save-steps; --resume continues from the latest.
 The value head is saved as run_dir/value_head.safetensors; the profile holds only the policy adapter.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import torch
 
@@ -24,10 +24,10 @@ from medchat.core.errors import UserError
 from medchat.core.profiles import Profile, ProfileStore
 from trainer.data import dataset_dir_of, load_datasets
 from trainer.data.pairwise import pair_prompts
-from trainer.modeling import load_adapter_weights, save_adapter, template_of
+from trainer.modeling import template_of
 from trainer.ppo.trainer import check_args
 from trainer.reward_model import load_reward_model, require_reward_profile
-from trainer.runs import Run, TrainProgress
+from trainer.runs import Run
 from trainer.stages.skeleton import finish, prepare
 
 
@@ -77,13 +77,48 @@ def load_prompts(cfg) -> tuple[list[list[dict]], list[dict]]:
     examples, infos, skipped = load_datasets(d.datasets, dataset_dir_of(cfg), "ppo", d.skip_bad, d.max_samples)
     if skipped:
         _say(f"skipped {len(skipped)} bad rows (--skip-bad); first: {skipped[0]}")
-    return pair_prompts(examples), infos
+    prompts = pair_prompts(examples)
+    if not prompts:
+        raise UserError("PPO needs prompts: the dataset gave none")
+    return prompts, infos
 
 
 def _window_mean(history: list[dict], key: str, first: bool) -> float:
     k = max(1, len(history) // 4)
     part = history[:k] if first else history[-k:]
     return sum(h[key] for h in part) / len(part)
+
+
+class PPOSteps:
+    """PPO's steps for the shared TrainLoop: one call = rollout -> reward -> optimiser epochs on this rank."""
+
+    def __init__(self, trainer, prompts, run: Run, dist, lr: float):
+        self.trainer, self.prompts, self.run, self.dist, self.lr = trainer, prompts, run, dist, lr
+        self.history: list[dict] = []
+
+    def __call__(self, step: int) -> dict:
+        stats = self.trainer.step(self.trainer.next_prompts(self.prompts))
+        stats = {**self.dist.mean(stats), "step": stats["step"], "lr": self.lr}
+        self.history.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()})
+        return stats
+
+    def gather_state(self) -> list:
+        return self.dist.gather(self.trainer.state_dict())  # each rank samples its own rollouts
+
+    def save(self, tmp, states: list) -> None:
+        self.trainer.value_head.save(tmp)
+        for rank, st in enumerate(states):
+            torch.save(st, tmp / ("trainer.pt" if rank == 0 else f"trainer-rank{rank}.pt"))
+
+    def load(self, ckpt, rank: int) -> None:
+        self.trainer.value_head.load(ckpt)
+        self.trainer.load_state_dict(torch.load(ckpt / ("trainer.pt" if rank == 0 else f"trainer-rank{rank}.pt"),
+                                                weights_only=True))
+        self.history = [r for r in self.run.records() if "reward_mean" in r and r["step"] <= self.trainer.step_count]
+
+    def on_log(self, step: int) -> None:
+        self.run.plot()
+        plot_rewards(self.run)
 
 
 def _checker(reward_fn, store):
@@ -96,6 +131,7 @@ def _checker(reward_fn, store):
 
 def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=None, on_step=None, **_) -> Profile | None:
     from trainer.ppo.trainer import PPOTrainer
+    from trainer.stages.loop import TrainLoop, make_accelerator
 
     store = store or ProfileStore()
     job = prepare(cfg, "ppo", load_data=load_prompts, store=store, quiet=quiet, check=_checker(reward_fn, store),
@@ -109,64 +145,21 @@ def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=N
     trainer = PPOTrainer(tm.model, tm.tokenizer, scorer, cfg.ppo, template=template,
                          learning_rate=t.learning_rate, max_grad_norm=t.max_grad_norm,
                          max_prompt_len=cfg.data.cutoff_len, seed=t.seed + dist.rank, sync_grads=dist.sync_grads)
-    history: list[dict] = []
-    ran = 0.0
-    ckpt = run.latest_checkpoint() if t.resume else None
-    if ckpt is not None:
-        load_adapter_weights(tm, ckpt / "adapter")
-        trainer.value_head.load(ckpt)
-        state = torch.load(ckpt / ("trainer.pt" if dist.is_main else f"trainer-rank{dist.rank}.pt"), weights_only=True)
-        trainer.load_state_dict(state)
-        ran = float(state.get("runtime_s", 0.0))
-        if dist.is_main:
-            run.truncate_log(trainer.step_count)
-        history = [r for r in run.records() if "reward_mean" in r]
-        job.say(f"resuming {run.dir} from step {trainer.step_count}")
+    steps = PPOSteps(trainer, prompts, run, dist, t.learning_rate)
     total = cfg.ppo.steps
     reward_name = cfg.reward.reward or getattr(reward_fn, "__name__", "python reward")
     job.say(f"ppo {cfg.model.method}: {len(prompts)} prompts, {total} steps x {cfg.ppo.rollout_batch_size} rollouts, "
             f"reward {reward_name}; run {run.dir}")
-    t0 = time.perf_counter()
-
-    def write(tmp, step, states):
-        save_adapter(tm, tmp / "adapter")
-        trainer.value_head.save(tmp)
-        for rank, st in enumerate(states):
-            torch.save({**st, "runtime_s": ran + time.perf_counter() - t0},
-                       tmp / ("trainer.pt" if rank == 0 else f"trainer-rank{rank}.pt"))
-
-    # PPO keeps its own step loop (rollout -> several optimiser epochs per step does not fit TrainLoop's
-    # one-optimizer-step-per-step); writes and checkpoints follow the same main-rank rule
+    loop = TrainLoop(cfg, tm, run, [], [], make_accelerator(cfg), quiet=quiet, on_step=on_step, steps=steps,
+                     total=total)
     with job.guard():
-        with TrainProgress(total, f"ppo {cfg.name}", quiet or not dist.is_main, start=trainer.step_count) as bar:
-            def after_step(stats: dict) -> None:
-                step = stats["step"]
-                stats = dist.mean(stats)
-                stats["step"] = step
-                record = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()}
-                record["lr"] = t.learning_rate
-                history.append(record)
-                bar.update(step, loss=stats["loss"], lr=t.learning_rate)
-                save = step % t.save_steps == 0 or step == total
-                states = dist.gather(trainer.state_dict()) if save else None
-                if dist.is_main:
-                    run.log(record)
-                    if step % t.logging_steps == 0 or step == total:
-                        run.plot()
-                        plot_rewards(run)
-                    if save:
-                        run.save_checkpoint(step, lambda tmp: write(tmp, step, states))
-                dist.barrier()
-                if on_step:
-                    on_step(stats)
-
-            trainer.train(prompts, total, after_step)
+        result = loop.fit()
+    history = steps.history
     if dist.is_main:
         plot_rewards(run)
-        run.replace_dir("final", lambda d: save_adapter(tm, d))
         trainer.value_head.save(run.dir)
-    metrics = {"steps": trainer.step_count, "runtime_s": round(ran + time.perf_counter() - t0, 1),
-               "prompts": len(prompts), "reward": reward_name}
+    metrics = {"steps": result.step, "runtime_s": round(result.runtime_s, 1), "prompts": len(prompts),
+               "reward": reward_name}
     if history:
         metrics.update(reward_first=_window_mean(history, "reward_mean", True),
                        reward_last=_window_mean(history, "reward_mean", False),
@@ -178,7 +171,7 @@ def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=N
     def message(profile, m):
         rw = (f", reward {m['reward_first']:.3f} -> {m['reward_last']:.3f}, KL {m['kl_last']:.3f}"
               if history else "")
-        return (f"installed profile '{profile.name}' (ppo, chain {' > '.join(profile.chain)}): {trainer.step_count} "
+        return (f"installed profile '{profile.name}' (ppo, chain {' > '.join(profile.chain)}): {result.step} "
                 f"steps{rw}; run {run.dir}; chat with: medchat chat -p {profile.name}")
 
-    return finish(job, run.dir / "final", metrics, infos, dataset_keys=("name", "sha256", "rows"), message=message)
+    return finish(job, result.adapter_dir, metrics, infos, dataset_keys=("name", "sha256", "rows"), message=message)
