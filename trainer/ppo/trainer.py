@@ -46,7 +46,7 @@ class PPOTrainer:
     def __init__(self, model, tokenizer, reward_fn: RewardFn, args, *, template: str,
                  learning_rate: float = 1e-5, max_grad_norm: float = 1.0, max_prompt_len: int = 512,
                  value_head: ValueHead | None = None, stop_ids: set[int] | None = None, seed: int = 0,
-                 sync_grads: Callable | None = None):
+                 sync_grads: Callable | None = None, mean_over_ranks: Callable | None = None):
         from medchat.core.engine.decode import stop_token_ids
 
         check_args(args)
@@ -60,6 +60,7 @@ class PPOTrainer:
         self.optimizer = torch.optim.AdamW(params, lr=learning_rate, eps=1e-5)
         self.params = params
         self.sync_grads = sync_grads  # averages gradients over ranks (trainer.dist.Dist.sync_grads)
+        self.mean_over_ranks = mean_over_ranks  # trainer.dist.Dist.mean
         self.kl_ctl = core.kl_controller(args.kl_coef, args.adaptive_kl, args.target_kl, args.horizon)
         self.step_count = 0
         self.rng = random.Random(seed)
@@ -117,7 +118,10 @@ class PPOTrainer:
         ex = rollout.extra
         mask = rollout.response_mask.to(ex["kl"].device).float()
         kl_seq = ex["kl"].sum(1)
-        self.kl_ctl.update(float(kl_seq.mean()), len(rollout))
+        kl_mean = float(kl_seq.mean())
+        if self.mean_over_ranks is not None:  # every rank adapts the KL coefficient from the same value
+            kl_mean = self.mean_over_ranks({"kl": kl_mean})["kl"]
+        self.kl_ctl.update(kl_mean, len(rollout))
         self.step_count += 1
         stats.update({
             "step": self.step_count,

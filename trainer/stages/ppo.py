@@ -144,7 +144,8 @@ def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=N
     # each rank samples its own rollouts (seed + rank); gradients are averaged over ranks
     trainer = PPOTrainer(tm.model, tm.tokenizer, scorer, cfg.ppo, template=template,
                          learning_rate=t.learning_rate, max_grad_norm=t.max_grad_norm,
-                         max_prompt_len=cfg.data.cutoff_len, seed=t.seed + dist.rank, sync_grads=dist.sync_grads)
+                         max_prompt_len=cfg.data.cutoff_len, seed=t.seed + dist.rank, sync_grads=dist.sync_grads,
+                         mean_over_ranks=dist.mean if dist.world > 1 else None)
     steps = PPOSteps(trainer, prompts, run, dist, t.learning_rate)
     total = cfg.ppo.steps
     reward_name = cfg.reward.reward or getattr(reward_fn, "__name__", "python reward")
