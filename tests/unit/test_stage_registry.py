@@ -35,3 +35,13 @@ def test_an_unknown_stage_is_a_clear_error():
     cfg.stage = "grpo"
     with pytest.raises(UserError, match="unknown --stage 'grpo'; use one of pt, sft, rm, ppo, dpo"):
         run_stage(cfg)
+
+
+def test_the_stage_independence_contract_covers_every_registered_stage():
+    import tomllib
+    from pathlib import Path
+
+    data = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    contract = next(c for c in data["tool"]["importlinter"]["contracts"]
+                    if c["name"] == "training stages import no other stage")
+    assert sorted(contract["modules"]) == sorted(s.module for s in STAGES.values())

@@ -4,8 +4,8 @@
     scorer = load_reward_model("covid-rm")      # scorer.score([messages, ...]) -> tensor of scores
 
 Model: AutoModelForSequenceClassification(num_labels=1) on the base, the --from chain merged in
-(trainer.modeling.load_for_training, merge_parents=True), a new LoRA whose task type SEQ_CLS makes peft save the `score` head with it
-(modules_to_save), so the profile's adapter dir is a standard PEFT dir that reloads for scoring.
+(trainer.modeling.load_for_training, merge_parents=True), a new LoRA whose task type SEQ_CLS makes
+peft save the `score` head with it (modules_to_save), so the profile's adapter dir is a standard PEFT dir that reloads for scoring.
 The score is read at each conversation's last real token (we pick it from the attention mask
 instead of relying on pad-token detection, which breaks when pad == eos). Loss: the pairwise
 -log sigmoid(r_chosen - r_rejected); accuracy: how often chosen scores above rejected.

@@ -22,8 +22,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from medchat.core.errors import UserError
@@ -93,7 +92,6 @@ class Job:
     tm: object
     run: Run
     quiet: bool = False
-    started: float = field(default_factory=time.perf_counter)
 
     def say(self, text: str) -> None:
         if self.dist.is_main:
