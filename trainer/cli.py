@@ -16,6 +16,7 @@ import argparse
 
 from medchat.core.errors import UsageError
 from trainer.config import add_flags, gate_remote_code, load_config, overrides_from_args
+from trainer.stages import STAGE_NAMES
 
 EPILOG = """examples:
   medchat train --stage sft --dataset covid_sft --name covid-sft
@@ -45,7 +46,7 @@ def register(subparsers) -> None:
     c.add_argument("--dataset-dir", default=None, help="folder with dataset_info.json (default: trainer/samples)")
     c.add_argument("--rows", type=int, default=3, help="rows to preview (default 3)")
     c.add_argument("--base", default=None, help="model whose tokenizer and chat template to use")
-    c.add_argument("--stage", default="sft", choices=["pt", "sft", "rm", "ppo", "dpo"])
+    c.add_argument("--stage", default="sft", choices=list(STAGE_NAMES))
     c.add_argument("--cutoff-len", type=int, default=1024)
     c.add_argument("--template", default="", help="chat template override (Jinja text or file)")
     c.add_argument("--train-on-prompt", action="store_true")

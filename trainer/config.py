@@ -26,7 +26,7 @@ from pathlib import Path
 
 from medchat.core.errors import UsageError, UserError
 
-STAGES = ("pt", "sft", "rm", "ppo", "dpo")
+from trainer.stages import STAGE_NAMES as STAGES  # the one registry of stages
 METHODS = ("lora", "qlora")
 
 

@@ -22,6 +22,14 @@ parents are then frozen explicitly (peft's set_adapter marks every active adapte
 this over merging parents into the base because it works the same for 4-bit (QLoRA) bases, where a
 merge would re-quantize and change the parents. LoRA deltas add up, so the model trained is exactly
 base + parents + new. --continue instead loads the last parent adapter itself as the trainable one.
+
+Merging (merge_parents=True; rm, ppo, dpo; `load_merged`): for these stages the reference is "the
+--from profile". With the parents merged into the in-memory base, `with model.disable_adapter():` is
+exactly that profile, which is what PPO's KL anchor and trl's DPO reference use; stacked parents would
+be disabled too and the anchor would become the raw base. LoRA deltas add, so the installed chain
+[parents..., new] computes base + parents + new, the same function that was trained. (On a 4-bit
+QLoRA base the merge re-quantizes the merged layers, a small rounding change of the parents' deltas.)
+`merge_chain` is also what the reward scorer uses; `template_of(cfg, tm)` is the new profile's template.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from medchat.core.profiles import ADAPTER_WEIGHTS, Profile, ProfileStore, requir
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 TRAIN_ADAPTER = "new_adapter"  # not "train": ModuleDict keys may not shadow nn.Module attributes
+NEW_ADAPTER = "default"  # the merged-parent stages' adapter: trl's DPOTrainer and peft's helpers expect it
 WEIGHTS = ADAPTER_WEIGHTS
 
 
@@ -146,22 +155,70 @@ def lora_config(cfg, task: str = "causal"):
                       task_type="SEQ_CLS" if task == "seq_cls" else "CAUSAL_LM")
 
 
+def merge_chain(model, links: list[tuple[str, Path]]):
+    """Fold each (name, adapter dir) of a chain into the model's weights; returns the plain model."""
+    from peft import PeftConfig, PeftModel
+
+    for name, path in links:
+        config = PeftConfig.from_pretrained(str(path))
+        config.task_type = None  # a causal-LM adapter merges into a seq-cls model the same way
+        config.inference_mode = True
+        try:
+            peft_model = PeftModel.from_pretrained(model, str(path), config=config)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise UserError(f"adapter of profile '{name}' does not fit this base model ({exc})") from None
+        model = peft_model.merge_and_unload()
+    return model
+
+
+def _quiet_load(base_dir, cfg, device, task):
+    """load_base_model, without transformers' report that the new `score` head is uninitialised."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    if task == "seq_cls":
+        hf_logging.set_verbosity_error()
+    try:
+        return load_base_model(base_dir, cfg, device, task)
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def load_for_training(cfg, device: str | None = None, task: str = "causal",
-                      store: ProfileStore | None = None) -> TrainModel:
-    """Base (+ frozen, active parent chain) + one new trainable LoRA adapter, ready to train."""
+                      store: ProfileStore | None = None, merge_parents: bool = False,
+                      add_lora: bool = True) -> TrainModel:
+    """The one parent-chain loader: base + the --from chain + one new trainable LoRA adapter.
+
+    merge_parents=False (pt, sft): the parents are stacked as frozen, active adapters (parent_0, ...);
+    --continue trains the last one. merge_parents=True (rm, ppo, dpo): the chain is folded into the
+    in-memory base so `model.disable_adapter()` is exactly the --from profile (the reference); the
+    new adapter is named NEW_ADAPTER. add_lora=False (merged only) returns the plain merged model
+    (trl's DPOTrainer adds the LoRA itself)."""
     from peft import PeftModel, get_peft_model
 
+    if merge_parents and cfg.model.continue_parent:
+        raise UserError(f"--continue is not supported for --stage {cfg.stage}; it always trains a new adapter "
+                        "on top of --from")
     store = store or ProfileStore()
     base, parent = resolve_source(cfg.model, store)
     base_dir = resolve_base(base)
     fp = fingerprint(base_dir)
     if parent is not None and parent.base_fingerprint and parent.base_fingerprint != fp:
-        raise UserError(f"profile '{parent.name}' was made for other weights than '{base}' now holds; "
-                        "reinstall the parent or retrain it")
+        raise UserError(f"--from {parent.name} was made for base '{parent.base}', whose weights differ from "
+                        f"what '{base}' now holds; reinstall the parent or retrain it")
     device = device or pick_device(cfg.model.device or None)
     tok = load_tokenizer(base_dir, cfg.model.trust_remote_code)
-    model, quantized = load_base_model(base_dir, cfg, device, task)
+    model, quantized = _quiet_load(base_dir, cfg, device, task)
     links = store.chain_dirs(parent) if parent is not None else []
+    chain = [*(parent.chain if parent else [])]
+    if merge_parents:
+        model = merge_chain(model, links)
+        peft_model = get_peft_model(model, lora_config(cfg, task), adapter_name=NEW_ADAPTER) if add_lora else model
+        if add_lora and not any(p.requires_grad for p in peft_model.parameters()):
+            raise UserError("the LoRA target modules matched no layer of this model; check --lora-target-modules")
+        return TrainModel(model=peft_model, tokenizer=tok, base=base_id(base), base_dir=Path(base_dir),
+                          fingerprint=fp, device=str(device), quantized=quantized, chain=[*chain, cfg.name],
+                          parent=parent, parents=[], adapter=NEW_ADAPTER)
     frozen = links[:-1] if cfg.model.continue_parent else links
     names = [f"parent_{i}" for i in range(len(frozen))]
     if not links:
@@ -188,12 +245,25 @@ def load_for_training(cfg, device: str | None = None, task: str = "causal",
         raise UserError("the LoRA target modules matched no layer of this model; check --lora-target-modules")
     if cfg.training.gradient_checkpointing and not quantized:
         peft_model.enable_input_require_grads()
-    chain = [*(parent.chain if parent else [])]
     if cfg.model.continue_parent:
         chain = chain[:-1]
     chain.append(cfg.name)
     return TrainModel(model=peft_model, tokenizer=tok, base=base_id(base), base_dir=Path(base_dir), fingerprint=fp,
                       device=str(device), quantized=quantized, chain=chain, parent=parent, parents=names)
+
+
+def load_merged(cfg, task: str = "causal", device: str | None = None, store: ProfileStore | None = None,
+                add_lora: bool = True) -> TrainModel:
+    """load_for_training with the parent chain merged into the base (the preference stages)."""
+    return load_for_training(cfg, device=device, task=task, store=store, merge_parents=True, add_lora=add_lora)
+
+
+def template_of(cfg, tm: TrainModel) -> str:
+    """The chat template the new profile will be used with: --template, else the parent's, else the tokenizer's."""
+    from trainer.data.encoding import resolve_template
+
+    override = cfg.data.template or (tm.parent.chat_template if tm.parent else "")
+    return resolve_template(tm.tokenizer, override)
 
 
 def _unwrap(model):

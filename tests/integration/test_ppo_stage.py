@@ -29,7 +29,7 @@ def test_reference_is_the_from_profile_not_the_raw_base(tiny_model_dir, lora_a):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from trainer.ppo.merged import load_merged
+    from trainer.modeling import load_merged
 
     install_profile("tiny-sft", tiny_model_dir, lora_a)
     cfg = small_cfg("ppo", "x", **{"model.from_profile": "tiny-sft"})

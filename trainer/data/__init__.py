@@ -24,11 +24,12 @@ from medchat.core.errors import UserError
 from trainer.data.formats import BadRow, Example, chat_to_text, detect, from_alpaca, from_sharegpt, from_text
 from trainer.data.loaders import read_rows, sha256_files
 from trainer.data.registry import DatasetSpec, default_dataset_dir, load_registry, resolve
+from trainer.stages import stages_with_data
 
 __all__ = ["Example", "DatasetRows", "DatasetSpec", "load_dataset_rows", "load_datasets", "resolve",
            "load_registry", "default_dataset_dir"]
 
-RANKING_STAGES = ("rm", "dpo")
+RANKING_STAGES = stages_with_data("pairs")  # rm, dpo
 
 
 class DatasetRows(list):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from trainer.data import load_dataset_rows
+from trainer.data import RANKING_STAGES, load_dataset_rows
 from trainer.data.encoding import IGNORE, encode_chat, encode_text, resolve_template, truncate
 
 OPEN, CLOSE = "⟦", "⟧"
@@ -76,7 +76,7 @@ def check(dataset: str, dataset_dir=None, rows: int = 3, base: str | None = None
                 console.rule(f"{ex.source.rsplit('/', 1)[-1]} row {ex.row}: {len(enc)} tokens, "
                              f"{enc.trained} trained ({pct:.0f}%)")
                 console.print(mask_text(tok, enc.input_ids, enc.labels, color))
-                if stage in ("rm", "dpo"):
+                if stage in RANKING_STAGES:
                     console.print(Text(f"chosen: {ex.chosen}\nrejected: {ex.rejected}"))
     if lengths:
         console.rule()

@@ -45,7 +45,8 @@ def check_args(args) -> None:
 class PPOTrainer:
     def __init__(self, model, tokenizer, reward_fn: RewardFn, args, *, template: str,
                  learning_rate: float = 1e-5, max_grad_norm: float = 1.0, max_prompt_len: int = 512,
-                 value_head: ValueHead | None = None, stop_ids: set[int] | None = None, seed: int = 0):
+                 value_head: ValueHead | None = None, stop_ids: set[int] | None = None, seed: int = 0,
+                 sync_grads: Callable | None = None, mean_over_ranks: Callable | None = None):
         from medchat.core.engine.decode import stop_token_ids
 
         check_args(args)
@@ -58,6 +59,8 @@ class PPOTrainer:
         params = [p for p in model.parameters() if p.requires_grad] + list(self.value_head.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=learning_rate, eps=1e-5)
         self.params = params
+        self.sync_grads = sync_grads  # averages gradients over ranks (trainer.dist.Dist.sync_grads)
+        self.mean_over_ranks = mean_over_ranks  # trainer.dist.Dist.mean
         self.kl_ctl = core.kl_controller(args.kl_coef, args.adaptive_kl, args.target_kl, args.horizon)
         self.step_count = 0
         self.rng = random.Random(seed)
@@ -115,7 +118,10 @@ class PPOTrainer:
         ex = rollout.extra
         mask = rollout.response_mask.to(ex["kl"].device).float()
         kl_seq = ex["kl"].sum(1)
-        self.kl_ctl.update(float(kl_seq.mean()), len(rollout))
+        kl_mean = float(kl_seq.mean())
+        if self.mean_over_ranks is not None:  # every rank adapts the KL coefficient from the same value
+            kl_mean = self.mean_over_ranks({"kl": kl_mean})["kl"]
+        self.kl_ctl.update(kl_mean, len(rollout))
         self.step_count += 1
         stats.update({
             "step": self.step_count,
@@ -150,6 +156,8 @@ class PPOTrainer:
                     loss = pg + a.vf_coef * vf
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    if self.sync_grads is not None:
+                        self.sync_grads(self.params)
                     grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
                     self.optimizer.step()
                     for k, v in (("policy_loss", pg), ("value_loss", vf), ("loss", loss), ("clip_fraction", clipfrac),

@@ -2,17 +2,17 @@
 
     profile = run(cfg)        # cfg.dpo.beta, cfg.dpo.loss_type; LoRA or QLoRA (cfg.model.method)
 
-The --from chain is merged into the in-memory base (trainer.ppo.merged) and handed to trl as a plain
+The --from chain is merged into the in-memory base (trainer.modeling.load_for_training) and handed to trl as a plain
 model with a peft_config, so trl's reference ("adapters disabled") is exactly the --from profile,
 not the raw base. trl's logs go to trainer_log.jsonl; its checkpoints to run_dir/hf_checkpoints
 (--resume continues from the newest). Before and after training we measure, on the validation
 pairs (or the training pairs without a split), the implicit reward margin
 beta * [(log pi(c) - log ref(c)) - (log pi(r) - log ref(r))] and how often it is positive.
+Set-up and install go through the shared skeleton (prepare/finish); trl's trainer replaces the loop.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 
 import torch
@@ -20,9 +20,9 @@ import torch
 from medchat.core.errors import UserError
 from medchat.core.profiles import Profile, ProfileStore
 from trainer.data.pairwise import conversation
-from trainer.install import install_adapter, preflight
-from trainer.modeling import save_adapter
+from trainer.modeling import NEW_ADAPTER, lora_config, save_adapter, template_of
 from trainer.runs import Run
+from trainer.stages.skeleton import finish, load_preference_data, prepare
 
 
 # trl 1.16's DPO losses; checked up front because trl only rejects an unknown one mid-training
@@ -38,10 +38,6 @@ def loss_types(spec: str) -> list[str]:
         raise UserError(f"unknown --dpo-loss-type '{spec}'; use one of {', '.join(LOSS_TYPES)} "
                         "(or several, comma-separated)")
     return types
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _reply_ids(tokenizer, template: str, ex, reply: str, cutoff: int) -> tuple[list[int], int]:
@@ -92,7 +88,7 @@ def _log_callback(run: Run):
 
     class ToRunLog(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs:
+            if logs and state.is_world_process_zero:  # every rank gets on_log; only the main one writes
                 run.log({"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
 
     return ToRunLog()
@@ -122,35 +118,29 @@ def _config(cfg, run: Run, device: str, n_train: int, has_val: bool, quiet: bool
         raise UserError(f"invalid DPO settings: {exc}") from None
 
 
-def run(cfg, quiet: bool = False, store: ProfileStore | None = None, **_) -> Profile:
-    from trl import DPOTrainer
-
-    from trainer.modeling import lora_config
-    from trainer.ppo.merged import NEW_ADAPTER, load_merged, template_of
-    from trainer.stages.causal import resolve_resume
-    from trainer.stages.rm import load_preference_data
-
-    cfg.stage = "dpo"
-    cfg, run_dir = resolve_resume(cfg)
-    cfg.validate()
+def _check(cfg) -> None:
     if cfg.dpo.beta <= 0:
         raise UserError("--dpo-beta must be > 0")
     loss_types(cfg.dpo.loss_type)
-    preflight(cfg, store)
-    train_ex, val_ex, infos = load_preference_data(cfg)
-    torch.manual_seed(cfg.training.seed)
-    tm = load_merged(cfg, "causal", store=store, add_lora=False)
+
+
+def run(cfg, quiet: bool = False, store: ProfileStore | None = None, **_) -> Profile | None:
+    from trl import DPOTrainer
+
+    job = prepare(cfg, "dpo", load_data=load_preference_data, store=store, quiet=quiet, check=_check,
+                  merge_parents=True, add_lora=False)
+    cfg, tm, run = job.cfg, job.tm, job.run
+    train_ex, val_ex, infos = job.data
     template = template_of(cfg, tm)
     tm.tokenizer.chat_template = template  # trl renders the pairs with the tokenizer's template
-    run = run_dir or Run.create(cfg)
-    args = _config(cfg, run, tm.device, len(train_ex), bool(val_ex), quiet)
+    args = _config(cfg, run, tm.device, len(train_ex), bool(val_ex), quiet or not job.dist.is_main)
     probe = val_ex or train_ex
-    _say(f"dpo {cfg.model.method} (beta {cfg.dpo.beta}, {cfg.dpo.loss_type}): {len(train_ex)} train / "
-         f"{len(val_ex)} val pairs, {args.max_steps} steps; run {run.dir}")
+    job.say(f"dpo {cfg.model.method} (beta {cfg.dpo.beta}, {cfg.dpo.loss_type}): {len(train_ex)} train / "
+            f"{len(val_ex)} val pairs, {args.max_steps} steps; run {run.dir}")
     trainer = DPOTrainer(model=tm.model, ref_model=None, args=args, train_dataset=_dataset(train_ex),
                          eval_dataset=_dataset(val_ex) if val_ex else None, processing_class=tm.tokenizer,
                          peft_config=lora_config(cfg), callbacks=[_log_callback(run)])
-    if quiet:  # with tqdm off, transformers prints every log dict; trainer_log.jsonl has them
+    if quiet or not job.dist.is_main:  # with tqdm off, transformers prints every log dict; trainer_log.jsonl has them
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
@@ -161,25 +151,23 @@ def run(cfg, quiet: bool = False, store: ProfileStore | None = None, **_) -> Pro
     if cfg.training.resume:
         ckpts = sorted((run.dir / "hf_checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         resume = str(ckpts[-1]) if ckpts else None
-        if resume:
+        if resume and job.dist.is_main:
             run.truncate_log(int(ckpts[-1].name.split("-")[1]))
-    run.set_status("running")
     t0 = time.perf_counter()
-    with run.guard(f"medchat train --stage dpo --resume {run.dir} --name {cfg.name}", _say), torch.enable_grad():
+    with job.guard(), torch.enable_grad():
         result = trainer.train(resume_from_checkpoint=resume)
     after = implicit_margins(tm.model, tm.tokenizer, template, probe, cfg.dpo.beta, cfg.data.cutoff_len)
-    run.replace_dir("final", lambda d: save_adapter(tm, d))
+    if job.dist.is_main:
+        run.replace_dir("final", lambda d: save_adapter(tm, d))
     metrics = {"train_loss": float(result.training_loss), "steps": int(result.global_step),
                "runtime_s": round(time.perf_counter() - t0, 1), "train_pairs": len(train_ex), "val_pairs": len(val_ex),
                "margin_before": before["margin"], "margin_after": after["margin"],
                "reward_accuracy_after": after["accuracy"], "logp_gap_before": before["logp_gap"],
                "logp_gap_after": after["logp_gap"], "beta": cfg.dpo.beta}
-    metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
-    datasets = [{k: v for k, v in i.items() if k in ("name", "sha256", "rows", "split")} for i in infos]
-    profile = install_adapter(cfg, tm, run.dir / "final", datasets, metrics, store=store)
-    run.write_summary({"profile": profile.name, "chain": profile.chain, "metrics": metrics, "datasets": infos})
-    run.set_status("installed", profile=profile.name)
-    print(f"installed profile '{profile.name}' (dpo, chain {' > '.join(profile.chain)}): {metrics['steps']} steps, "
-          f"implicit reward margin {metrics['margin_before']:.3f} -> {metrics['margin_after']:.3f} "
-          f"({'val' if val_ex else 'train'} pairs); chat with: medchat chat -p {profile.name}", flush=True)
-    return profile
+
+    def message(profile, m):
+        return (f"installed profile '{profile.name}' (dpo, chain {' > '.join(profile.chain)}): {m['steps']} steps, "
+                f"implicit reward margin {m['margin_before']:.3f} -> {m['margin_after']:.3f} "
+                f"({'val' if val_ex else 'train'} pairs); chat with: medchat chat -p {profile.name}")
+
+    return finish(job, run.dir / "final", metrics, infos, message=message)

@@ -3,19 +3,20 @@
     profile = run(cfg)                      # cfg.reward.reward names a profile of kind "reward"
     profile = run(cfg, reward_fn=f)         # or any f(conversations) -> scores (tests, custom rewards)
 
-Policy: base + merged --from chain + a new LoRA (trainer.ppo.merged); the reference is the same model
+Policy: base + merged --from chain + a new LoRA (trainer.modeling.load_for_training, merged); the reference is the same model
 with the new adapter disabled, i.e. exactly the --from profile. Prompts come from --dataset (SFT
 data: the prompt of each conversation; pairwise data: the pairs' prompts). Every step logs reward
 mean/std, KL, entropy, value/policy loss, clip fraction and reply length to trainer_log.jsonl and
-redraws loss.png and reward.png. Checkpoints (adapter, value head, optimizer, KL coefficient,
-prompt order) go to checkpoints/step-N every --save-steps; --resume continues from the latest.
+redraws loss.png and reward.png. Steps run in the shared TrainLoop (trainer.stages.loop, `steps=`
+mode: resume, cadence, ranks); checkpoints (adapter, value head, optimizer, KL coefficient, prompt
+order, per rank) go to checkpoints/step-N every --save-steps; --resume continues from the latest.
 The value head is saved as run_dir/value_head.safetensors; the profile holds only the policy adapter.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-import time
 
 import torch
 
@@ -23,13 +24,16 @@ from medchat.core.errors import UserError
 from medchat.core.profiles import Profile, ProfileStore
 from trainer.data import dataset_dir_of, load_datasets
 from trainer.data.pairwise import pair_prompts
-from trainer.install import install_adapter, preflight
-from trainer.modeling import load_adapter_weights, save_adapter
-from trainer.runs import Run, TrainProgress
+from trainer.modeling import template_of
+from trainer.ppo.trainer import check_args
+from trainer.reward_model import load_reward_model, require_reward_profile
+from trainer.runs import Run
+from trainer.stages.skeleton import finish, prepare
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(text, file=sys.stderr, flush=True)
 
 
 def plot_rewards(run: Run):
@@ -73,7 +77,10 @@ def load_prompts(cfg) -> tuple[list[list[dict]], list[dict]]:
     examples, infos, skipped = load_datasets(d.datasets, dataset_dir_of(cfg), "ppo", d.skip_bad, d.max_samples)
     if skipped:
         _say(f"skipped {len(skipped)} bad rows (--skip-bad); first: {skipped[0]}")
-    return pair_prompts(examples), infos
+    prompts = pair_prompts(examples)
+    if not prompts:
+        raise UserError("PPO needs prompts: the dataset gave none")
+    return prompts, infos
 
 
 def _window_mean(history: list[dict], key: str, first: bool) -> float:
@@ -82,91 +89,90 @@ def _window_mean(history: list[dict], key: str, first: bool) -> float:
     return sum(h[key] for h in part) / len(part)
 
 
-def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=None, on_step=None, **_) -> Profile:
-    from trainer.ppo.merged import load_merged, template_of
-    from trainer.ppo.trainer import PPOTrainer, check_args
-    from trainer.stages.causal import resolve_resume
-    from trainer.stages.rm import load_reward_model, require_reward_profile
+class PPOSteps:
+    """PPO's steps for the shared TrainLoop: one call = rollout -> reward -> optimiser epochs on this rank."""
 
-    cfg.stage = "ppo"
-    cfg, run_dir = resolve_resume(cfg)
-    cfg.validate()
-    check_args(cfg.ppo)
-    preflight(cfg, store)
+    def __init__(self, trainer, prompts, run: Run, dist, lr: float):
+        self.trainer, self.prompts, self.run, self.dist, self.lr = trainer, prompts, run, dist, lr
+        self.history: list[dict] = []
+
+    def __call__(self, step: int) -> dict:
+        stats = self.trainer.step(self.trainer.next_prompts(self.prompts))
+        stats = {**self.dist.mean(stats), "step": stats["step"], "lr": self.lr}
+        self.history.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()})
+        return stats
+
+    def gather_state(self) -> list:
+        return self.dist.gather(self.trainer.state_dict())  # each rank samples its own rollouts
+
+    def save(self, tmp, states: list) -> None:
+        self.trainer.value_head.save(tmp)
+        for rank, st in enumerate(states):
+            torch.save(st, tmp / ("trainer.pt" if rank == 0 else f"trainer-rank{rank}.pt"))
+
+    def load(self, ckpt, rank: int) -> None:
+        self.trainer.value_head.load(ckpt)
+        self.trainer.load_state_dict(torch.load(ckpt / ("trainer.pt" if rank == 0 else f"trainer-rank{rank}.pt"),
+                                                weights_only=True))
+        self.history = [r for r in self.run.records() if "reward_mean" in r and r["step"] <= self.trainer.step_count]
+
+    def on_log(self, step: int) -> None:
+        self.run.plot()
+        plot_rewards(self.run)
+
+
+def _checker(reward_fn, store):
+    def check(cfg) -> None:
+        check_args(cfg.ppo)
+        if reward_fn is None:  # fail on a bad --reward before loading any model
+            require_reward_profile(cfg.reward.reward, store)
+    return check
+
+
+def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=None, on_step=None, **_) -> Profile | None:
+    from trainer.ppo.trainer import PPOTrainer
+    from trainer.stages.loop import TrainLoop, make_accelerator
+
     store = store or ProfileStore()
-    if reward_fn is None:  # fail on a bad --reward before loading any model
-        require_reward_profile(cfg.reward.reward, store)
-    prompts, infos = load_prompts(cfg)
+    job = prepare(cfg, "ppo", load_data=load_prompts, store=store, quiet=quiet, check=_checker(reward_fn, store),
+                  merge_parents=True)
+    cfg, tm, run, dist = job.cfg, job.tm, job.run, job.dist
+    prompts, infos = job.data
     t = cfg.training
-    torch.manual_seed(t.seed)
-    tm = load_merged(cfg, "causal", store=store)
     template = template_of(cfg, tm)
     scorer = reward_fn or load_reward_model(cfg.reward.reward, device=tm.device, store=store)
+    # each rank samples its own rollouts (seed + rank); gradients are averaged over ranks
     trainer = PPOTrainer(tm.model, tm.tokenizer, scorer, cfg.ppo, template=template,
                          learning_rate=t.learning_rate, max_grad_norm=t.max_grad_norm,
-                         max_prompt_len=cfg.data.cutoff_len, seed=t.seed)
-    run = run_dir or Run.create(cfg)
-    history: list[dict] = []
-    ran = 0.0
-    ckpt = run.latest_checkpoint() if t.resume else None
-    if ckpt is not None:
-        load_adapter_weights(tm, ckpt / "adapter")
-        trainer.value_head.load(ckpt)
-        state = torch.load(ckpt / "trainer.pt", weights_only=True)
-        trainer.load_state_dict(state)
-        ran = float(state.get("runtime_s", 0.0))
-        run.truncate_log(trainer.step_count)
-        history = [r for r in run.records() if "reward_mean" in r]
-        _say(f"resuming {run.dir} from step {trainer.step_count}")
+                         max_prompt_len=cfg.data.cutoff_len, seed=t.seed + dist.rank, sync_grads=dist.sync_grads,
+                         mean_over_ranks=dist.mean if dist.world > 1 else None)
+    steps = PPOSteps(trainer, prompts, run, dist, t.learning_rate)
     total = cfg.ppo.steps
     reward_name = cfg.reward.reward or getattr(reward_fn, "__name__", "python reward")
-    _say(f"ppo {cfg.model.method}: {len(prompts)} prompts, {total} steps x {cfg.ppo.rollout_batch_size} rollouts, "
-         f"reward {reward_name}; run {run.dir}")
-    run.set_status("running")
-    t0 = time.perf_counter()
-
-    def write(tmp, step):
-        save_adapter(tm, tmp / "adapter")
-        trainer.value_head.save(tmp)
-        torch.save({**trainer.state_dict(), "runtime_s": ran + time.perf_counter() - t0}, tmp / "trainer.pt")
-
-    with run.guard(f"medchat train --stage ppo --resume {run.dir} --name {cfg.name}", _say):
-        with TrainProgress(total, f"ppo {cfg.name}", quiet, start=trainer.step_count) as bar:
-            def after_step(stats: dict) -> None:
-                step = stats["step"]
-                record = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()}
-                record["lr"] = t.learning_rate
-                run.log(record)
-                history.append(record)
-                bar.update(step, loss=stats["loss"], lr=t.learning_rate)
-                if step % t.logging_steps == 0 or step == total:
-                    run.plot()
-                    plot_rewards(run)
-                if step % t.save_steps == 0 or step == total:
-                    run.save_checkpoint(step, lambda tmp: write(tmp, step))
-                if on_step:
-                    on_step(stats)
-
-            trainer.train(prompts, total, after_step)
-    plot_rewards(run)
-    run.replace_dir("final", lambda d: save_adapter(tm, d))
-    trainer.value_head.save(run.dir)
-    metrics = {"steps": trainer.step_count, "runtime_s": round(ran + time.perf_counter() - t0, 1),
-               "prompts": len(prompts), "reward": reward_name}
+    job.say(f"ppo {cfg.model.method}: {len(prompts)} prompts, {total} steps x {cfg.ppo.rollout_batch_size} rollouts, "
+            f"reward {reward_name}; run {run.dir}")
+    loop = TrainLoop(cfg, tm, run, [], [], make_accelerator(cfg), quiet=quiet, on_step=on_step, steps=steps,
+                     total=total)
+    with job.guard():
+        result = loop.fit()
+    history = steps.history
+    if dist.is_main:
+        plot_rewards(run)
+        trainer.value_head.save(run.dir)
+    metrics = {"steps": result.step, "runtime_s": round(result.runtime_s, 1), "prompts": len(prompts),
+               "reward": reward_name}
     if history:
         metrics.update(reward_first=_window_mean(history, "reward_mean", True),
                        reward_last=_window_mean(history, "reward_mean", False),
                        kl_last=history[-1]["kl"], kl_coef=history[-1]["kl_coef"],
                        reply_length_last=history[-1]["reply_length"])
-    metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
-    datasets = [{k: v for k, v in i.items() if k in ("name", "sha256", "rows")} for i in infos]
     if not cfg.description:
         cfg.description = f"ppo on {', '.join(cfg.data.datasets)} with reward {reward_name}"
-    profile = install_adapter(cfg, tm, run.dir / "final", datasets, metrics, store=store)
-    run.write_summary({"profile": profile.name, "chain": profile.chain, "metrics": metrics, "datasets": infos})
-    run.set_status("installed", profile=profile.name)
-    rw = (f", reward {metrics['reward_first']:.3f} -> {metrics['reward_last']:.3f}, KL {metrics['kl_last']:.3f}"
-          if history else "")
-    print(f"installed profile '{profile.name}' (ppo, chain {' > '.join(profile.chain)}): {trainer.step_count} "
-          f"steps{rw}; run {run.dir}; chat with: medchat chat -p {profile.name}", flush=True)
-    return profile
+
+    def message(profile, m):
+        rw = (f", reward {m['reward_first']:.3f} -> {m['reward_last']:.3f}, KL {m['kl_last']:.3f}"
+              if history else "")
+        return (f"installed profile '{profile.name}' (ppo, chain {' > '.join(profile.chain)}): {result.step} "
+                f"steps{rw}; run {run.dir}; chat with: medchat chat -p {profile.name}")
+
+    return finish(job, result.adapter_dir, metrics, infos, dataset_keys=("name", "sha256", "rows"), message=message)

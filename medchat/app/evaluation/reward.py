@@ -11,8 +11,8 @@ def check_reward_profile(store, name: str):
 
 
 def load_reward_scorer(name: str):
-    """The reward-model scorer: `scorer.score(list_of_message_lists) -> tensor` (trainer.stages.rm)."""
-    from trainer.stages.rm import load_reward_model  # lazy: torch-heavy, needed only with --reward
+    """The reward-model scorer: `scorer.score(list_of_message_lists) -> tensor` (trainer.reward_model)."""
+    from trainer.reward_model import load_reward_model  # lazy: torch-heavy, needed only with --reward
 
     return load_reward_model(name)
 
