@@ -106,7 +106,7 @@ def test_an_explicit_python_without_llama_cpp_is_named_in_the_note(tmp_path):
 def test_bench_flag_is_registered():
     import argparse
 
-    from medchat.cli import bench_cmd
+    from medchat.app.cli import bench_cmd
 
     parser = argparse.ArgumentParser()
     bench_cmd.register(parser.add_subparsers())
