@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from medchat.core.engine.protocol import collect
+
 PROMPT = [{"role": "system", "content": "You are a careful medical assistant."},
           {"role": "user", "content": "What are the common symptoms of influenza, and when should I see a doctor?"}]
 QUALITY_PROMPTS = ["How is strep throat diagnosed?", "What raises the risk of type 2 diabetes?",
@@ -63,10 +65,10 @@ def decode(engine, tokens: int, repeats: int) -> dict:
     greedy = GenerationSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=tokens)
     rates = []
     for _ in range(repeats):
-        engine.backend.reset()  # no reuse: a cold prompt every run
+        engine.reset()  # no reuse: a cold prompt every run
         t0 = time.perf_counter()
-        engine.generate(PROMPT, greedy)
-        rates.append(engine.last.completion_tokens / (time.perf_counter() - t0))
+        _, stats = collect(engine.stream(PROMPT, greedy))
+        rates.append(stats.completion_tokens / (time.perf_counter() - t0))
     # plain transformers generate, fp32, same model + same adapter chain via peft
     ref = AutoModelForCausalLM.from_pretrained(engine.info["dir"], dtype=torch.float32)
     if not engine.profile.is_base:
@@ -97,11 +99,11 @@ def _quality(engine, ref, greedy) -> dict:
     for q in QUALITY_PROMPTS:
         msgs = [{"role": "user", "content": q}]
         ids = engine.prompt_ids(msgs, 32)
-        engine.backend.reset()
+        engine.reset()
         fast_logits = engine.backend.forward(ids)
         ref_logits = ref(torch.tensor([ids])).logits[0, -1]
         diffs.append(float((fast_logits - ref_logits).abs().max() / ref_logits.abs().max()))
-        engine.backend.reset()
+        engine.reset()
         fast_ids = engine.tokenizer(engine.generate(msgs, settings), add_special_tokens=False)["input_ids"]
         t = torch.tensor([ids])
         out = ref.generate(t, attention_mask=torch.ones_like(t), max_new_tokens=32, do_sample=False)
@@ -126,22 +128,22 @@ def ttft(engine, repeats: int) -> dict:
                  "Can I go to work?", "What about my kids?", "When should I worry?", "Thank you, anything else?"]
     runs1, runs10, cold10 = [], [], []
     for _ in range(repeats):
-        engine.backend.reset()
+        engine.reset()
         msgs = [{"role": "system", "content": "You are a careful medical assistant."}]
         for i, q in enumerate(questions):
             msgs.append({"role": "user", "content": q})
-            reply = engine.generate(msgs, s)
+            reply, stats = collect(engine.stream(msgs, s))
             if i == 0:
-                runs1.append(engine.last.ttft_s)
+                runs1.append(stats.ttft_s)
             if i == 9:
-                runs10.append(engine.last.ttft_s)
-                engine.backend.reset()
-                engine.generate(msgs, s)
-                cold10.append(engine.last.ttft_s)
+                runs10.append(stats.ttft_s)
+                engine.reset()
+                stats = collect(engine.stream(msgs, s))[1]
+                cold10.append(stats.ttft_s)
             msgs.append({"role": "assistant", "content": reply})
     return {"turn1_ms": round(_median(runs1) * 1000, 1), "turn10_ms": round(_median(runs10) * 1000, 1),
             "turn10_no_reuse_ms": round(_median(cold10) * 1000, 1),
-            "turn10_prompt_tokens": engine.last.prompt_tokens}
+            "turn10_prompt_tokens": stats.prompt_tokens}
 
 
 def switch(engine, names: list[str], repeats: int, base: str | None) -> dict:

@@ -231,7 +231,13 @@ class ChatSession:
                     sources=[passage_dict(p) for p in sources], triage=triage.to_dict() if triage is not None else None)
         parts, msg = [], {"role": "assistant", "content": ""}
         try:
-            for chunk in self.engine.stream(msgs, settings, cancel):
+            stream = self.engine.stream(msgs, settings, cancel)
+            while True:
+                try:
+                    chunk = next(stream)
+                except StopIteration as end:  # the stream's final event carries its stats
+                    stats = end.value
+                    break
                 parts.append(chunk)
                 self._save_partial(msg, parts, meta)
                 yield TurnEvent("chunk", text=chunk)
@@ -240,7 +246,6 @@ class ChatSession:
             if self.history is not None and msg.get("id"):
                 self.history.delete_message(msg["id"])
             raise
-        stats = self.engine.last
         reply = stats.text if stats.text else "".join(parts)
         status = "cancelled" if stats.stop_reason == "cancelled" else "complete"
         msg["content"] = reply

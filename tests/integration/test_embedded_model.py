@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from medchat.core.engine.protocol import collect
 from medchat.core.models import DEFAULT_BASE, embedded_gguf
 
 
@@ -37,8 +38,7 @@ def test_embedded_default_loads_and_answers_in_english(embedded_home, monkeypatc
     assert tok.convert_tokens_to_ids("<|endoftext|>") in engine._stops  # even though it is the unk token
     messages = [{"role": "system", "content": "You are a careful medical assistant. Answer briefly."},
                 {"role": "user", "content": "What are the common symptoms of the flu?"}]
-    answer = engine.generate(messages, GenerationSettings(temperature=0.0, max_new_tokens=16))
-    stats = engine.last
+    answer, stats = collect(engine.stream(messages, GenerationSettings(temperature=0.0, max_new_tokens=16)))
     assert answer.strip(), stats
     assert 0 < stats.completion_tokens <= 16 and stats.prompt_tokens > 10
     words = re.findall(r"[A-Za-z]+", answer)

@@ -8,6 +8,7 @@ import threading
 import pytest
 import torch
 
+from medchat.core.engine.protocol import collect
 from medchat.core.errors import UserError
 from medchat.core.settings import DOCTOR_SYSTEM_PROMPT, GenerationSettings
 from test_engine_support import MSGS, Trace, make_engine, one_torch_thread  # noqa: F401
@@ -29,6 +30,15 @@ def force(engine, monkeypatch, token_ids: list[int]):
     monkeypatch.setattr(engine.backend, "forward", forward)
 
 
+def _chunks_and_stats(stream) -> tuple[list[str], object]:
+    chunks = []
+    while True:
+        try:
+            chunks.append(next(stream))
+        except StopIteration as end:
+            return chunks, end.value
+
+
 def text_ids(engine, text: str) -> list[int]:
     return engine.tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -39,17 +49,18 @@ def test_prefix_reuse_gives_the_same_tokens_as_a_cold_prefill(tiny_model_dir, mo
     warm = make_engine(tiny_model_dir, backend)
     trace = Trace(warm, monkeypatch)
     reply, _, _ = trace.run(MSGS, GREEDY8)
-    first_prompt = warm.last.prompt_tokens
-    assert warm.last.reused_tokens == 0
+    first_prompt = trace.stats.prompt_tokens
+    assert trace.stats.reused_tokens == 0
     convo = MSGS + [{"role": "assistant", "content": reply or "Rest and drink fluids."},
                     {"role": "user", "content": "And for a child?"}]
     for turn in range(2):
         text, tokens, logits = trace.run(convo, GREEDY8)
-        assert warm.last.reused_tokens >= first_prompt - 1, warm.last  # at least the whole first prompt
-        assert warm.last.reused_tokens < warm.last.prompt_tokens
+        assert trace.stats.reused_tokens >= first_prompt - 1, trace.stats  # at least the whole first prompt
+        assert trace.stats.reused_tokens < trace.stats.prompt_tokens
         cold = make_engine(tiny_model_dir, backend)
-        c_text, c_tokens, c_logits = Trace(cold, monkeypatch).run(convo, GREEDY8)
-        assert cold.last.reused_tokens == 0
+        cold_trace = Trace(cold, monkeypatch)
+        c_text, c_tokens, c_logits = cold_trace.run(convo, GREEDY8)
+        assert cold_trace.stats.reused_tokens == 0
         assert tokens == c_tokens and text == c_text
         for w, c in zip(logits, c_logits, strict=True):
             torch.testing.assert_close(w, c, rtol=1e-4, atol=1e-4)
@@ -63,7 +74,7 @@ def test_regenerating_the_same_prompt_reuses_all_but_the_last_token(tiny_model_d
     trace = Trace(engine, monkeypatch)
     first = trace.run(MSGS, GREEDY8)
     again = trace.run(MSGS, GREEDY8)
-    assert engine.last.reused_tokens == engine.last.prompt_tokens - 1
+    assert trace.stats.reused_tokens == trace.stats.prompt_tokens - 1
     assert first[1] == again[1]
     for a, b in zip(first[2], again[2], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
@@ -74,15 +85,19 @@ def test_cancel_from_inside_the_stream_loop_stops_generation(tiny_model_dir):
     engine = make_engine(tiny_model_dir, "float")
     settings = GenerationSettings(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, seed=0,
                                   max_new_tokens=120)
-    full = engine.generate(MSGS, settings)
-    full_tokens = engine.last.completion_tokens
+    full, full_stats = collect(engine.stream(MSGS, settings))
+    full_tokens = full_stats.completion_tokens
     cancel = threading.Event()
     chunks = []
-    for chunk in engine.stream(MSGS, settings, cancel):
-        chunks.append(chunk)
+    stream = engine.stream(MSGS, settings, cancel)
+    while True:
+        try:
+            chunks.append(next(stream))
+        except StopIteration as end:
+            stats = end.value
+            break
         if len(chunks) == 3:
             cancel.set()
-    stats = engine.last
     assert stats.stop_reason == "cancelled"
     assert 3 <= len(chunks) <= 4  # the held-back tail may be flushed once, nothing is generated after
     assert 0 < stats.completion_tokens < full_tokens <= settings.max_new_tokens
@@ -93,8 +108,9 @@ def test_cancel_set_before_the_first_token(tiny_model_dir):
     engine = make_engine(tiny_model_dir, "float")
     cancel = threading.Event()
     cancel.set()
-    assert "".join(engine.stream(MSGS, GREEDY8, cancel)) == ""
-    assert engine.last.stop_reason == "cancelled" and engine.last.completion_tokens == 0
+    text, stats = collect(engine.stream(MSGS, GREEDY8, cancel))
+    assert text == ""
+    assert stats.stop_reason == "cancelled" and stats.completion_tokens == 0
 
 
 # --- stops -----------------------------------------------------------------------------------------------
@@ -104,10 +120,10 @@ def test_eos_and_role_marker_tokens_stop(tiny_model_dir, monkeypatch, stop):
     said = text_ids(engine, "Rest well.")
     stop_id = engine.tokenizer.convert_tokens_to_ids(stop)
     force(engine, monkeypatch, said + [stop_id] + text_ids(engine, " More words here."))
-    out = engine.generate(MSGS, GenerationSettings(temperature=0.0, max_new_tokens=30))
+    out, stats = collect(engine.stream(MSGS, GenerationSettings(temperature=0.0, max_new_tokens=30)))
     prompt = engine.prompt_ids(MSGS, 30)
-    assert out == "Rest well." and engine.last.stop_reason == "eos"
-    assert engine.last.completion_tokens == len(said)
+    assert out == "Rest well." and stats.stop_reason == "eos"
+    assert stats.completion_tokens == len(said)
     assert engine.backend.cached_ids == prompt + said  # the stop token itself was never fed
 
 
@@ -116,10 +132,9 @@ def test_invented_next_turn_is_cut_and_dropped_from_the_cache(tiny_model_dir, mo
     engine = make_engine(tiny_model_dir, backend)
     script = text_ids(engine, "Sure, rest at home and drink fluids.\nUser: what about tomorrow? More.")
     force(engine, monkeypatch, script)
-    chunks = list(engine.stream(MSGS, GenerationSettings(temperature=0.0, max_new_tokens=60)))
+    chunks, stats = _chunks_and_stats(engine.stream(MSGS, GenerationSettings(temperature=0.0, max_new_tokens=60)))
     assert "".join(chunks).rstrip() == "Sure, rest at home and drink fluids."
     assert not any("User" in c for c in chunks)
-    stats = engine.last
     assert stats.stop_reason == "marker" and stats.text == "Sure, rest at home and drink fluids."
     assert stats.completion_tokens < len(script)
     assert engine.backend.cached_ids == engine.prompt_ids(MSGS, 60)  # invented-turn tokens dropped
@@ -132,15 +147,15 @@ def test_length_cut_drops_the_dangling_sentence(tiny_model_dir, monkeypatch):
     first = "Rest at home and drink plenty of fluids."
     script = text_ids(engine, first + " Then see a doctor if")
     force(engine, monkeypatch, script)
-    chunks = list(engine.stream(MSGS, GenerationSettings(temperature=0.0, max_new_tokens=len(script))))
-    assert engine.last.stop_reason == "length" and engine.last.completion_tokens == len(script)
-    assert "".join(chunks) == first and engine.last.text == first
+    chunks, stats = _chunks_and_stats(engine.stream(MSGS, GenerationSettings(temperature=0.0,
+                                                                             max_new_tokens=len(script))))
+    assert stats.stop_reason == "length" and stats.completion_tokens == len(script)
+    assert "".join(chunks) == first and stats.text == first
 
 
 def test_random_model_stops_by_length_with_consistent_stats(tiny_model_dir):
     engine = make_engine(tiny_model_dir, "float")
-    engine.generate(MSGS, GREEDY8)
-    s = engine.last
+    _, s = collect(engine.stream(MSGS, GREEDY8))
     assert s.prompt_tokens == len(engine.prompt_ids(MSGS, 8)) == engine.count_tokens(MSGS)
     assert s.stop_reason in ("length", "eos", "marker") and 0 < s.completion_tokens <= 8
     assert 0 < s.ttft_s <= s.total_s
@@ -159,8 +174,8 @@ def test_long_history_is_trimmed_oldest_first_and_still_answers(tiny_model_dir):
         msgs += [{"role": "user", "content": f"Question number {i} about my cough?"},
                  {"role": "assistant", "content": f"Answer number {i}: rest and drink fluids."}]
     msgs.append({"role": "user", "content": "Last question: is it serious?"})
-    engine.generate(msgs, GREEDY8)
-    assert engine.last.prompt_tokens <= 160 - 8
+    _, stats = collect(engine.stream(msgs, GREEDY8))
+    assert stats.prompt_tokens <= 160 - 8
     text = engine.tokenizer.decode(engine.prompt_ids(msgs, 8))
     assert text.startswith("<|im_start|>system\nBe brief.")
     assert "Last question" in text and "Question number 0 " not in text and "Question number 11" in text
@@ -169,8 +184,8 @@ def test_long_history_is_trimmed_oldest_first_and_still_answers(tiny_model_dir):
 def test_single_oversize_message_is_cut_not_crashing(tiny_model_dir):
     engine = make_engine(tiny_model_dir, "float", context_limit=128)
     huge = "My cough started long ago. " * 200 + "What should I do?"
-    engine.generate([MSGS[0], {"role": "user", "content": huge}], GREEDY8)
-    assert 0 < engine.last.prompt_tokens <= 128 - 8
+    _, stats = collect(engine.stream([MSGS[0], {"role": "user", "content": huge}], GREEDY8))
+    assert 0 < stats.prompt_tokens <= 128 - 8
     assert engine.tokenizer.decode(engine.prompt_ids([MSGS[0], {"role": "user", "content": huge}], 8)) \
         .rstrip().endswith("What should I do?<|im_end|>\n<|im_start|>assistant")
 

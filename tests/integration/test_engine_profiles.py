@@ -54,7 +54,7 @@ def test_switching_back_and_forth_restores_outputs_exactly(tiny_model_dir, profi
     for name in ("base", "a", "b", "a", "base", "ab", "b", "ab"):
         assert engine.use(name).name == name and engine.profile.name == name
         text, tokens, logits = trace.run()
-        assert engine.last.reused_tokens == 0  # a switch drops the KV cache of the other adapters
+        assert trace.stats.reused_tokens == 0  # a switch drops the KV cache of the other adapters
         seen.append((name, tokens, logits))
     by_name: dict = {}
     for name, tokens, logits in seen:

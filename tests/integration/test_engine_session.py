@@ -36,10 +36,9 @@ def turn(session, text):
 def test_second_turn_reuses_the_first_turns_cache(tiny_model_dir):
     engine = make_engine(tiny_model_dir, "float")
     s = session_for(engine)
-    turn(s, "I have a fever.")
-    first = engine.last.prompt_tokens
-    turn(s, "And a cough too?")
-    assert engine.last.reused_tokens >= first - 1
+    first = turn(s, "I have a fever.")[-1].stats.prompt_tokens
+    second = turn(s, "And a cough too?")[-1].stats
+    assert second.reused_tokens >= first - 1
     assert [m["role"] for m in s.messages] == ["user", "assistant", "user", "assistant"]
     assert s.messages[1]["content"] == s.messages[1]["content"].strip()
 
@@ -49,10 +48,10 @@ def test_kb_context_goes_only_on_the_newest_turn(tiny_model_dir):
     s = session_for(engine, retriever=lambda q: [FakePassage()])
     events = turn(s, "I have a fever.")
     assert [e.kind for e in events][0] == "sources"
-    turn(s, "And a cough?")
+    stats = turn(s, "And a cough?")[-1].stats
     msgs = s.build_messages([FakePassage()])
     assert msgs[1]["content"] == "I have a fever." and KB_HEADER in msgs[-1]["content"]
-    assert engine.last.reused_tokens > 0
+    assert stats.reused_tokens > 0
 
 
 def test_cancel_through_the_session_keeps_the_partial_reply(tiny_model_dir):
@@ -68,8 +67,10 @@ def test_cancel_through_the_session_keeps_the_partial_reply(tiny_model_dir):
             chunks += 1
             if chunks == 2:
                 cancel.set()
-    assert engine.last.stop_reason == "cancelled" and engine.last.completion_tokens < 200
-    assert s.messages[-1]["role"] == "assistant" and s.messages[-1]["content"] == engine.last.text
+    stats = ev.stats  # the "done" event's
+    assert ev.kind == "done"
+    assert stats.stop_reason == "cancelled" and stats.completion_tokens < 200
+    assert s.messages[-1]["role"] == "assistant" and s.messages[-1]["content"] == stats.text
 
 
 def test_compare_answers_like_each_profile_and_restores_the_active_one(tiny_model_dir, lora_a, lora_b,

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from medchat.core.engine import engine as engine_mod
+from medchat.core.engine.protocol import Backend, Engine, collect
 from medchat.core.models import fingerprint
 from medchat.core.profiles import Profile, ProfileStore
 from medchat.core.settings import GenerationSettings
@@ -39,6 +40,7 @@ def make_engine(model_dir: Path, backend: str = "float", **kw):
     opts, kind = BACKENDS[backend]
     engine = ChatEngine(str(model_dir), store=ProfileStore(), **opts, **kw)
     assert engine.info["backend"] == kind
+    assert isinstance(engine, Engine) and isinstance(engine.backend, Backend)  # protocol.py's contract
     return engine
 
 
@@ -55,6 +57,7 @@ class Trace:
         self.engine = engine
         self.logits: list[torch.Tensor] = []
         self.streams: list = []
+        self.stats = None  # GenerationStats of the last run
         inner = engine.backend.forward
 
         def forward(ids):
@@ -73,9 +76,9 @@ class Trace:
         monkeypatch.setattr(engine_mod, "TextStream", RecordingStream)
 
     def run(self, messages=MSGS, settings=GREEDY):
-        """Generate once; returns (text, token ids, logits list)."""
+        """Generate once; returns (text, token ids, logits list); `self.stats` holds the run's stats."""
         self.logits.clear()
-        text = self.engine.generate(messages, settings)
+        text, self.stats = collect(self.engine.stream(messages, settings))
         return text, list(self.streams[-1].ids), list(self.logits)
 
 

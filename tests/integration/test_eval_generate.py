@@ -29,10 +29,10 @@ def engine(tiny_model_dir, lora_a, tmp_path_factory):
 
 @pytest.mark.parametrize("profile", ["base", "p1", "base"])
 def test_batched_equals_sequential_greedy(engine, profile):
-    from medchat.app.evaluation.generate import generate_batched, generate_sequential, hf_model
+    from medchat.app.evaluation.generate import generate_batched, generate_sequential
 
     engine.use(profile)
-    assert hf_model(engine) is not None
+    assert engine.hf_model() is not None
     settings = GenerationSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=16)
     batched = generate_batched(engine, PROMPTS, settings, batch_size=3)
     one_by_one = generate_sequential(engine, PROMPTS, settings)

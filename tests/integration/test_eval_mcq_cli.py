@@ -52,14 +52,13 @@ def setup(tmp_path, tiny_model_dir, lora_a):
 
 def test_batched_scores_equal_one_sequence_at_a_time(setup, tiny_model_dir):
     from medchat.core.engine import ChatEngine
-    from medchat.app.evaluation.generate import hf_model
     from medchat.app.evaluation.mcq import encode_item, option_logprobs
     from medchat.app.evaluation.mcq_formats import load_mcq
 
     engine = ChatEngine(str(tiny_model_dir), LoadOptions(device="cpu"), fast=False)
     items = load_mcq(setup["medqa"]).items + load_mcq(setup["pubmedqa"]).items
     base = option_logprobs(engine, items, batch_size=3)  # mixed lengths: every batch is left-padded
-    model = hf_model(engine)
+    model = engine.hf_model()
     for item, scores in zip(items, base):
         prompt, conts = encode_item(engine, item)
         assert engine.tokenizer.decode(prompt).endswith("<|im_start|>assistant\nAnswer:")
@@ -92,12 +91,11 @@ def test_json_end_to_end(setup, tiny_model_dir, capsys):
 
 def test_forced_right_answer_scores_one_with_the_named_profile_active(setup, tiny_model_dir, capsys, monkeypatch):
     import medchat.app.evaluation.mcq as mcq
-    from medchat.app.evaluation.generate import hf_model
 
     seen = []
 
     def oracle(engine, items, batch_size):  # stands in for the model: the gold option is by far the likeliest
-        seen.append((engine.profile.name, hf_model(engine).__class__.__name__, batch_size))
+        seen.append((engine.profile.name, engine.hf_model().__class__.__name__, batch_size))
         return [[(-0.1, 1) if letter == it.answer else (-9.0, 1) for letter in it.letters] for it in items]
 
     monkeypatch.setattr(mcq, "option_logprobs", oracle)

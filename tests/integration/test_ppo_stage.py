@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from medchat.core.engine.protocol import collect
 from medchat.core.errors import UserError
 from medchat.core.profiles import ProfileStore
 from test_ppo_helpers import install_profile, small_cfg, write_pairs
@@ -74,8 +75,9 @@ def test_ppo_with_a_reward_profile_installs_a_usable_chat_profile(tmp_path, tiny
         assert (run_dir / f).exists(), f
     engine = ChatEngine(str(tiny_model_dir))
     assert engine.use("tiny-ppo").name == "tiny-ppo"
-    engine.generate([{"role": "user", "content": "hello"}], GenerationSettings(max_new_tokens=4, seed=0))
-    assert engine.last.completion_tokens >= 0 and engine.last.stop_reason
+    settings = GenerationSettings(max_new_tokens=4, seed=0)
+    _, stats = collect(engine.stream([{"role": "user", "content": "hello"}], settings))
+    assert stats.completion_tokens >= 0 and stats.stop_reason
 
 
 def test_ppo_resume_continues_from_the_last_checkpoint(tmp_path, tiny_model_dir):

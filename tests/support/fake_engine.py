@@ -1,7 +1,7 @@
-"""A FakeEngine with ChatEngine's interface (no torch, no model) and helpers for chat front-end tests.
+"""A FakeEngine that follows the engine protocol (no torch, no model) and helpers for chat front-end tests.
 
 Replies are built from the active profile and the last user message, so a test can tell which
-profile answered. Stats are fixed numbers (not wall time) so screenshots stay deterministic.
+profile answered. Stats are fixed numbers (not wall time: 42 tokens/s) so screenshots stay deterministic.
 """
 
 from __future__ import annotations
@@ -9,29 +9,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import dataclass
 
+from medchat.core.engine.protocol import GenerationStats, collect
 from medchat.core.errors import UserError
 from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore
-
-
-@dataclass
-class FakeStats:
-    prompt_tokens: int = 0
-    reused_tokens: int = 0
-    completion_tokens: int = 0
-    ttft_s: float = 0.0
-    total_s: float = 0.0
-    stop_reason: str = ""
-    text: str = ""
-
-    @property
-    def tokens_per_s(self) -> float:
-        return 42.0 if self.completion_tokens else 0.0
-
-    def to_dict(self) -> dict:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "stop_reason": self.stop_reason, "tokens_per_s": self.tokens_per_s}
 
 
 def default_reply(profile: str, question: str) -> str:
@@ -49,8 +30,10 @@ class FakeEngine:
         self.context_limit = context_limit
         self.base_name = "fake-base"
         self.info = {"name": "fake-base", "device": "cpu", "dtype": "float32", "backend": "fake"}
+        self.tokenizer = None
+        self.stop_ids: set[int] = set()
+        self.device = "cpu"
         self.profile: Profile = self.store.get(BASE_PROFILE)
-        self.last = FakeStats()
         self.calls: list[dict] = []  # (profile, messages) of every stream() call
         self.streaming = threading.Event()  # set while stream() is yielding
 
@@ -64,14 +47,22 @@ class FakeEngine:
     def count_tokens(self, messages: list[dict]) -> int:
         return sum(len(m["content"].split()) + 4 for m in messages)
 
+    def prompt_ids(self, messages: list[dict], max_new_tokens: int = 256) -> list[int]:
+        return list(range(self.count_tokens(messages)))
+
+    def reset(self) -> None:
+        pass
+
+    def hf_model(self):
+        return None
+
     def stream(self, messages, settings=None, cancel=None):
         self.calls.append({"profile": self.profile.name, "messages": messages})
         if self.fail is not None:
             raise self.fail
         question = messages[-1]["content"] if messages else ""
         text = self.reply(self.profile.name, question.split("Question: ")[-1])
-        stats = FakeStats(prompt_tokens=self.count_tokens(messages))
-        self.last = stats
+        stats = GenerationStats(prompt_tokens=self.count_tokens(messages))
         out, reason = [], "eos"
         self.streaming.set()
         try:
@@ -87,9 +78,11 @@ class FakeEngine:
         finally:
             self.streaming.clear()
         stats.stop_reason, stats.text = reason, "".join(out)
+        stats.total_s = max(0, stats.completion_tokens - 1) / 42.0  # tokens_per_s: 42.0
+        return stats
 
     def generate(self, messages, settings=None) -> str:
-        return "".join(self.stream(messages, settings))
+        return collect(self.stream(messages, settings))[0]
 
 
 def _pieces(text: str) -> list[str]:

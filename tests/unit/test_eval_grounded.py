@@ -9,6 +9,7 @@ import pytest
 
 from kb.grounded import DEFAULT_FILE, GroundedQuestion, load_questions, select, split_of
 from medchat.core.errors import UserError
+from medchat.core.engine.protocol import GenerationStats
 from medchat.app.evaluation import grounded_metrics as GM
 
 Q = GroundedQuestion(id="q1", question="How is velmora fever treated?", source="velmora-fever.md",
@@ -117,8 +118,8 @@ class FakeEngine:
     def stream(self, msgs, settings, cancel=None):
         self.seen.append((msgs, settings))
         text = "Kelvaran bark tea [1]."
-        self.last = SimpleNamespace(text=text, stop_reason="eos", completion_tokens=5)
         yield text
+        return GenerationStats(text=text, stop_reason="eos", completion_tokens=5)
 
 
 def test_follow_up_runs_as_a_chat_turn_after_its_context():

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from medchat.core.engine.decode import TAIL_GUARD, TextStream
+from medchat.core.engine.protocol import collect
 from medchat.core.settings import GenerationSettings
 
 
@@ -25,14 +26,6 @@ class Reply:
     text: str
     completion_tokens: int  # generated tokens before the stop (what the model spent)
     stop_reason: str  # eos | marker | length
-
-
-def hf_model(engine):
-    """The transformers model (peft-wrapped once an adapter is loaded) behind the engine, or None."""
-    backend = engine.backend
-    if getattr(backend, "kind", "") != "transformers":
-        return None
-    return backend.peft if backend.peft is not None else backend.model
 
 
 def finalize(tokenizer, new_ids: list[int], stops: set[int], max_new_tokens: int) -> Reply:
@@ -68,11 +61,11 @@ def _generation_config(settings: GenerationSettings, stops: set[int], pad_id: in
 def generate_batched(engine, prompts: list[list[dict]], settings: GenerationSettings, batch_size: int = 8,
                      on_batch: Callable[[int], None] | None = None) -> list[Reply]:
     """Replies for `prompts` (message lists) under the engine's active profile, `batch_size` at a time."""
-    model = hf_model(engine)
+    model = engine.hf_model()
     if model is None:
         raise ValueError("batched generation needs the transformers backend (ChatEngine(fast=False))")
     tok = engine.tokenizer
-    stops = engine._stops
+    stops = engine.stop_ids
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else min(stops)
     config = _generation_config(settings, stops, pad_id)
     if settings.seed is not None and not settings.greedy:
@@ -80,7 +73,7 @@ def generate_batched(engine, prompts: list[list[dict]], settings: GenerationSett
     ids = [engine.prompt_ids(m, settings.max_new_tokens) for m in prompts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out: list[Reply | None] = [None] * len(ids)
-    device = engine.backend.device
+    device = engine.device
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         width = max(len(ids[i]) for i in rows)
@@ -102,12 +95,12 @@ def generate_sequential(engine, prompts: list[list[dict]], settings: GenerationS
                         on_batch: Callable[[int], None] | None = None) -> list[Reply]:
     out = []
     for messages in prompts:
-        if getattr(engine.backend, "kind", "") == "transformers":
+        if engine.hf_model() is not None:
             # start each prompt from an empty cache: no crop of transformers' DynamicCache is needed
             # (older HFBackend.truncate crashed on transformers 5), and eval prompts share little prefix
-            engine.backend.reset()
-        text = engine.generate(messages, settings)
-        out.append(Reply(text, engine.last.completion_tokens, engine.last.stop_reason))
+            engine.reset()
+        text, stats = collect(engine.stream(messages, settings))
+        out.append(Reply(text, stats.completion_tokens, stats.stop_reason))
         if on_batch:
             on_batch(1)
     return out

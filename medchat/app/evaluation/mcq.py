@@ -78,9 +78,7 @@ def encode_item(engine, item: MCQItem) -> tuple[list[int], list[list[int]]]:
 @torch.inference_mode()
 def option_logprobs(engine, items: list[MCQItem], batch_size: int = 8) -> OptionScores:
     """Scores of every option under the engine's active profile (the transformers backend)."""
-    from medchat.app.evaluation.generate import hf_model
-
-    model = hf_model(engine)
+    model = engine.hf_model()
     if model is None:
         raise ValueError("option scoring needs the transformers backend (ChatEngine(fast=False))")
     pad_id = engine.tokenizer.pad_token_id if engine.tokenizer.pad_token_id is not None else 0
@@ -89,7 +87,7 @@ def option_logprobs(engine, items: list[MCQItem], batch_size: int = 8) -> Option
     out: list = [None] * len(items)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        for i, scores in zip(rows, _score_batch(model, [encoded[i] for i in rows], pad_id, engine.backend.device)):
+        for i, scores in zip(rows, _score_batch(model, [encoded[i] for i in rows], pad_id, engine.device)):
             out[i] = scores
     return out
 

@@ -93,14 +93,14 @@ def base_of(base: str | None, profiles) -> str | None:
 
 
 def _generate(engine, o: EvalOptions, samples: list[Sample], settings) -> dict[str, list]:
-    from medchat.app.evaluation.generate import generate_batched, generate_sequential, hf_model
+    from medchat.app.evaluation.generate import generate_batched, generate_sequential
 
     replies = {}
     for name in o.profiles:
         engine.use(name)
         t0 = time.perf_counter()
         prompts = [s.prompt for s in samples]
-        if o.sequential or hf_model(engine) is None:
+        if o.sequential or engine.hf_model() is None:
             replies[name] = generate_sequential(engine, prompts, settings)
         else:
             replies[name] = generate_batched(engine, prompts, settings, o.batch_size)
@@ -129,7 +129,7 @@ def run_eval(o: EvalOptions) -> dict:
     from medchat.core.engine import ChatEngine
 
     engine = ChatEngine(base_of(o.base, profiles), o.load, store=store, fast=o.sequential and o.fast)
-    mode = "sequential" if o.sequential or engine.backend.kind != "transformers" else "batched"
+    mode = "sequential" if o.sequential or engine.hf_model() is None else "batched"
     _say(o, f"base {engine.base_name} on {engine.info['device']} ({engine.info['backend']}), {mode} generation")
     replies = _generate(engine, o, samples, settings)
     tok, info = engine.tokenizer, dict(engine.info)

@@ -1,5 +1,16 @@
-"""The chat engine: base model resident, LoRA profiles hot-swapped, replies streamed."""
+"""The chat engine: base model resident, LoRA profiles hot-swapped, replies streamed.
 
-from medchat.core.engine.engine import ChatEngine, GenerationStats
+`protocol` (the contract, torch-free) imports without torch; `ChatEngine` loads torch on first use.
+"""
 
-__all__ = ["ChatEngine", "GenerationStats"]
+from medchat.core.engine.protocol import Backend, Engine, GenerationStats, collect
+
+__all__ = ["Backend", "ChatEngine", "Engine", "GenerationStats", "collect"]
+
+
+def __getattr__(name: str):
+    if name == "ChatEngine":
+        from medchat.core.engine.engine import ChatEngine
+
+        return ChatEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from medchat.core.engine.decode import TAIL_GUARD, Sampler, TextStream, stop_token_ids
 from medchat.core.engine.prompt import render_ids, template_for, trim_messages
+from medchat.core.engine.protocol import GenerationStats, Stream, collect
 from medchat.core.errors import UserError
 from medchat.core.models import LoadOptions, base_id, load_base
 from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore, require_chat
@@ -31,28 +30,6 @@ CALIBRATION_CHAT = [
                                      "See a doctor if you cannot swallow, have trouble breathing, or the fever "
                                      "lasts more than three days."},
 ]
-
-
-@dataclass
-class GenerationStats:
-    prompt_tokens: int = 0
-    reused_tokens: int = 0  # prompt tokens whose K/V came from the previous turn
-    completion_tokens: int = 0
-    ttft_s: float = 0.0
-    total_s: float = 0.0
-    stop_reason: str = ""  # eos | marker | length | cancelled
-    text: str = ""
-
-    @property
-    def tokens_per_s(self) -> float:
-        decode = self.total_s - self.ttft_s
-        return (self.completion_tokens - 1) / decode if self.completion_tokens > 1 and decode > 0 else 0.0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("text")
-        d["tokens_per_s"] = round(self.tokens_per_s, 2)
-        return d
 
 
 class ChatEngine:
@@ -94,7 +71,6 @@ class ChatEngine:
         self._lock = threading.RLock()
         self.profile: Profile = self.store.get(BASE_PROFILE)
         self._keys: dict[tuple, str] = {}  # adapter files' identity -> backend cache key
-        self.last = GenerationStats()
 
     # --- profiles --------------------------------------------------------------------------
     def check_profile(self, profile: Profile) -> None:
@@ -164,17 +140,17 @@ class ChatEngine:
 
     # --- generation ------------------------------------------------------------------------
     def stream(self, messages: list[dict], settings: GenerationSettings | None = None,
-               cancel: threading.Event | None = None) -> Iterator[str]:
-        """Yield text chunks of the reply. Set `cancel` from any thread to stop after the next token."""
+               cancel: threading.Event | None = None) -> Stream:
+        """Yield text chunks of the reply, then return its GenerationStats (see protocol.collect).
+        Set `cancel` from any thread to stop after the next token."""
         settings = settings or GenerationSettings()
         with self._lock:
-            yield from self._stream_locked(messages, settings, cancel)
+            return (yield from self._stream_locked(messages, settings, cancel))
 
-    def _stream_locked(self, messages, settings, cancel) -> Iterator[str]:
+    def _stream_locked(self, messages, settings, cancel) -> Stream:
         t0 = time.perf_counter()
         ids = self.prompt_ids(messages, settings.max_new_tokens)
         stats = GenerationStats(prompt_tokens=len(ids))
-        self.last = stats
         cached = self.backend.cached_ids
         common = 0
         for a, b in zip(cached, ids):
@@ -220,6 +196,25 @@ class ChatEngine:
         stats.total_s = time.perf_counter() - t0
         if reason == "marker":  # the cache holds invented-turn tokens; drop them for exact reuse
             self.backend.truncate(len(ids))
+        return stats
 
     def generate(self, messages: list[dict], settings: GenerationSettings | None = None) -> str:
-        return "".join(self.stream(messages, settings))
+        return collect(self.stream(messages, settings))[0]
+
+    # --- for evaluation and bench (protocol.Engine) -------------------------------------------
+    def reset(self) -> None:
+        with self._lock:
+            self.backend.reset()
+
+    def hf_model(self):
+        """The transformers model (peft-wrapped once an adapter is loaded), or None on the fast path."""
+        get = getattr(self.backend, "hf_model", None)
+        return get() if get is not None else None
+
+    @property
+    def stop_ids(self) -> set[int]:
+        return self._stops
+
+    @property
+    def device(self):
+        return self.backend.device

@@ -36,6 +36,10 @@ class HFBackend:
                     self.peft.delete_adapter(name)
                 raise
 
+    def hf_model(self):
+        """The model generation runs on: peft-wrapped once an adapter is loaded."""
+        return self.peft if self.peft is not None else self.model
+
     def set_chain(self, chain: list[tuple[str, Path]], allow_pickle: bool = False) -> None:
         for name, path in chain:
             self.load_adapter(name, path, allow_pickle)
@@ -66,7 +70,7 @@ class HFBackend:
 
     @torch.inference_mode()
     def forward(self, ids: list[int]) -> torch.Tensor:
-        model = self.peft if self.peft is not None else self.model
+        model = self.hf_model()
         inp = torch.tensor([ids], device=self.device)
         out = model(input_ids=inp, past_key_values=self._cache, use_cache=True, logits_to_keep=1)
         self._cache = out.past_key_values
