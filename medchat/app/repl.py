@@ -149,7 +149,7 @@ class Repl:
         return item
 
     def stream(self, make_events, prompt: str | None = None) -> None:
-        """Print a reply as it is generated. A failed message is rolled back and offered again."""
+        """Print a reply as it is generated. A failed message is offered again."""
         events: queue.Queue = queue.Queue()
         cancel = threading.Event()
 
@@ -195,12 +195,8 @@ class Repl:
                 self.write()
 
     def _roll_back(self, prompt: str | None) -> None:
-        s = self.session
-        if prompt is None:
-            return
-        if s.messages and s.messages[-1]["role"] == "user" and s.messages[-1]["content"] == prompt.strip():
-            s.undo()
-        if self.tty:
+        """The session has withdrawn the failed message; offer it again."""
+        if prompt is not None and self.tty:
             self._refill = prompt
 
 

@@ -1,11 +1,13 @@
 """ChatSession: one conversation turn = triage -> retrieval -> prompt -> stream -> history.
 
 Both front ends (TUI, REPL) and `medchat ask` drive a session; it owns the conversation state that
-slash commands change (/use, /system, /set, /kb, /undo, /retry, /clear, /load).
+slash commands change (/use, /system, /set, /kb, /undo, /retry, /clear, /load). Front ends read
+`messages` but never change them: a failed turn is settled here (see `send`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -70,6 +72,7 @@ class ChatSession:
         self.base_settings = settings or GenerationSettings()
         self.messages: list[dict] = []  # user/assistant only; each may carry "id"
         self.conversation_id: int | None = None
+        self._failed: tuple | None = None  # (history id, text, conversation) of the last failed message
         self.last_sources: list = []
         self.last_triage = None
         self.last_key_facts: list = []
@@ -192,23 +195,51 @@ class ChatSession:
     # --- a turn ----------------------------------------------------------------------------
     def send(self, text: str, cancel: threading.Event | None = None, queued_id: int | None = None) -> Iterator[TurnEvent]:
         """One turn. `queued_id`: the message was already committed by `queue` (typed while the model
-        was loading or busy); it moves to the end of this conversation instead of being written twice."""
+        was loading or busy); it moves to the end of this conversation instead of being written twice.
+
+        If the turn fails, the error propagates and the message leaves `messages` (front ends offer the
+        text again) but stays in history with status 'error'; sending the same text next reuses that row."""
         text = text.strip()
         if not text:
             raise UserError("empty message; type a question")
         recent = [m["content"] for m in self.messages if m["role"] == "user"]
         self._ensure_conversation()
         user = {"role": "user", "content": text}
+        failed, self._failed = self._failed, None
         if self.history is not None and queued_id is not None:
             user["id"] = self.history.move_to_end(queued_id, self.conversation_id)
+        elif self.history is not None and failed is not None and failed[1:] == (text, self.conversation_id):
+            user["id"] = self._resend(failed[0], text)
         elif self.history is not None:  # committed before anything that can be slow or fail
             user["id"] = self.history.add_message(self.conversation_id, "user", text)
         self.messages.append(user)
-        triage = self.check_triage(text, recent)
-        self.last_triage = triage
-        if triage is not None and getattr(triage, "show", True):  # guidance already shown is not repeated
-            yield TurnEvent("triage", text=triage.guidance, triage=triage)
-        yield from self._reply(text, cancel, triage)
+        try:
+            triage = self.check_triage(text, recent)
+            self.last_triage = triage
+            if triage is not None and getattr(triage, "show", True):  # guidance already shown is not repeated
+                yield TurnEvent("triage", text=triage.guidance, triage=triage)
+            yield from self._reply(text, cancel, triage)
+        except Exception:
+            self._withdraw(user)
+            raise
+
+    def _withdraw(self, user: dict) -> None:
+        """A failed turn: its message leaves the conversation and is kept in history, marked 'error'."""
+        if self.messages and self.messages[-1] is user:
+            self.messages.pop()
+        if self.history is not None and user.get("id"):
+            with contextlib.suppress(Exception):  # the turn's own error is the one to report
+                self.history.update_message(user["id"], status="error")
+                self._failed = (user["id"], user["content"], self.conversation_id)
+
+    def _resend(self, message_id: int, text: str) -> int:
+        """The failed message sent again: its row moves to the end and counts as sent."""
+        try:
+            message_id = self.history.move_to_end(message_id, self.conversation_id)
+        except UserError:  # the row is gone (e.g. deleted from /history)
+            return self.history.add_message(self.conversation_id, "user", text)
+        self.history.update_message(message_id, status="complete")
+        return message_id
 
     def queue(self, text: str) -> int | None:
         """Commit a message typed while a turn is running, before it is answered, so a crash or a
@@ -321,6 +352,7 @@ class ChatSession:
     def clear(self) -> None:
         self.messages = []
         self.conversation_id = None
+        self._failed = None
         self.last_sources = []
         self.last_key_facts = []
         self._forget_shown_guidance()
@@ -335,7 +367,9 @@ class ChatSession:
             raise UserError("history is off in this session")
         rows = self.history.messages(conversation_id)
         self.conversation_id = conversation_id
+        self._failed = None
         self._forget_shown_guidance()
+        # a message whose turn failed was never answered: history keeps it, the conversation does not
         self.messages = [{"role": r["role"], "content": r["content"], "id": r["id"], "status": r["status"]}
-                         for r in rows if r["role"] in ("user", "assistant")]
+                         for r in rows if r["role"] in ("user", "assistant") and r["status"] != "error"]
 

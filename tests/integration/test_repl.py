@@ -12,6 +12,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
+from tests.support.session_guard import guard  # noqa: E402
 
 from medchat.core.profiles import ProfileStore  # noqa: E402
 from medchat.app.repl import Repl, _completer  # noqa: E402
@@ -92,10 +93,21 @@ def test_plain_words_only_hijack_whole_lines(session):
 
 
 def test_failed_reply_is_rolled_back(session, history):
+    guard(session)  # the session alone settles a failed turn
     session.engine.fail = RuntimeError("no memory")
     out = run_plain(session, "will it fail?\n")
     assert "reply failed: RuntimeError: no memory" in out
     assert session.messages == []
+    rows = [(m["role"], m["content"], m["status"]) for m in history.messages(session.conversation_id)]
+    assert rows == [("user", "will it fail?", "error")]
+
+
+def test_failed_reply_is_offered_again_at_the_tty(session, history):
+    session.engine.fail = RuntimeError("no memory")
+    with create_pipe_input() as inp:
+        repl = Repl(session, tty=True, input=inp, output=DummyOutput(), out=io.StringIO())
+        repl.stream(lambda cancel: session.send("will it fail?", cancel), prompt="will it fail?")
+    assert repl._refill == "will it fail?" and session.messages == []
 
 
 def test_history_title_export_and_load(session, history, tmp_path):

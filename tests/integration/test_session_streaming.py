@@ -1,4 +1,5 @@
-"""A reply is written to history while it streams, and a failed reply leaves nothing half-done."""
+"""A reply is written to history while it streams, a failed reply leaves nothing half-done, and the
+session alone settles a failed turn (its message kept in history, marked 'error')."""
 
 from __future__ import annotations
 
@@ -55,4 +56,54 @@ def test_a_reply_that_fails_mid_stream_is_removed(medchat_home):
     session = ChatSession(Broken(ProfileStore()), history=history, kb=None, triage=lambda t: None)
     with pytest.raises(RuntimeError):
         list(session.send("question"))
+    assert _rows(history, session.conversation_id) == [("user", "question", "error")]
+    assert session.messages == []
+
+
+def _session(history):
+    engine = FakeEngine(ProfileStore(), reply=lambda p, q: "fine.")
+    return ChatSession(engine, history=history, kb=None, triage=lambda t: None), engine
+
+
+def test_a_failed_turn_keeps_the_message_marked_failed_and_a_resend_reuses_it(medchat_home):
+    history = HistoryStore()
+    session, engine = _session(history)
+    list(session.send("first"))
+    engine.fail = RuntimeError("no memory")
+    with pytest.raises(RuntimeError):
+        list(session.send("  second  "))
+    assert [m["content"] for m in session.messages] == ["first", "fine."]  # the turn left the conversation
+    assert _rows(history, session.conversation_id)[-1] == ("user", "second", "error")
+    engine.fail = None
+    list(session.send("second"))
+    assert _rows(history, session.conversation_id) == [
+        ("user", "first", "complete"), ("assistant", "fine.", "complete"),
+        ("user", "second", "complete"), ("assistant", "fine.", "complete")]
+    assert engine.calls[-1]["messages"][-1]["content"] == "second"
+
+
+def test_a_new_text_after_a_failure_leaves_the_failed_message_in_history(medchat_home):
+    history = HistoryStore()
+    session, engine = _session(history)
+    engine.fail = RuntimeError("no memory")
+    with pytest.raises(RuntimeError):
+        list(session.send("broken"))
+    engine.fail = None
+    list(session.send("something else"))
+    assert _rows(history, session.conversation_id) == [
+        ("user", "broken", "error"), ("user", "something else", "complete"), ("assistant", "fine.", "complete")]
+    cid = session.conversation_id
+    session.clear()
+    session.load(cid)  # the unanswered message stays out of the conversation the model sees
+    assert [m["content"] for m in session.messages] == ["something else", "fine."]
+
+
+def test_a_failed_retry_keeps_the_question(medchat_home):
+    history = HistoryStore()
+    session, engine = _session(history)
+    list(session.send("question"))
+    engine.fail = RuntimeError("no memory")
+    with pytest.raises(RuntimeError):
+        list(session.retry())
+    assert session.messages == [{"role": "user", "content": "question", "id": session.messages[0]["id"]}]
     assert _rows(history, session.conversation_id) == [("user", "question", "complete")]

@@ -6,6 +6,7 @@ import threading
 from types import SimpleNamespace
 
 from tests.support.fake_engine import FakeEngine, wait_until
+from tests.support.session_guard import guard
 
 from medchat.app.tui.widgets.assistant_message import AssistantMessage
 from medchat.app.tui.widgets.chat_input import ChatInput
@@ -152,6 +153,7 @@ async def test_triage_guidance_shown_before_reply(make_app):
 
 async def test_failed_reply_puts_prompt_back(make_app, history):
     app, session, engine = make_app()
+    guard(session)  # the session alone settles a failed turn
     engine.fail = RuntimeError("backend exploded")
     async with app.run_test(size=SIZE) as pilot:
         await send(app, pilot, "will this work?")
@@ -159,11 +161,14 @@ async def test_failed_reply_puts_prompt_back(make_app, history):
         assert any("backend exploded" in n for n in notices(app))
         assert app.query_one(ChatInput).text == "will this work?"
         assert session.messages == [] and not app.query(UserMessage)
-        assert history.messages(session.conversation_id) == []
+        rows = [(m["role"], m["content"], m["status"]) for m in history.messages(session.conversation_id)]
+        assert rows == [("user", "will this work?", "error")]  # kept, marked failed
         engine.fail = None
         await pilot.press("enter")
         await idle(app, pilot)
         assert len(session.messages) == 2
+        rows = [(m["role"], m["status"]) for m in history.messages(session.conversation_id)]
+        assert rows == [("user", "complete"), ("assistant", "complete")]  # the same row, sent again
 
 
 async def test_unknown_command_and_bad_args_get_a_hint(make_app):

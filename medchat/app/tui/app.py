@@ -255,14 +255,11 @@ class MedchatApp(App):
             await self._current.finish(status="failed")
             self._current = None
         await self._notice(f"reply failed: {error_line(exc)}", "error")
-        s = self.session
         if prompt is not None:
-            # the prompt goes back into the input, so drop its half-done exchange from the session
-            if s.messages and s.messages[-1]["role"] == "user" and s.messages[-1]["content"] == prompt.strip():
-                s.undo()
-                users = list(self.query_one(Conversation).query(UserMessage))
-                if users and users[-1].text == prompt:
-                    await users[-1].remove()
+            # the session has withdrawn the message; it goes back into the input for another try
+            users = list(self.query_one(Conversation).query(UserMessage))
+            if users and users[-1].text == prompt:
+                await users[-1].remove()
             self.query_one(ChatInput).restore(prompt)
 
     async def _before_stream(self, result: Result) -> None:
