@@ -187,6 +187,12 @@ class ChatSession:
         past = [{"role": m["role"], "content": m["content"]} for m in earlier]
         return [{"role": "system", "content": self.system_prompt}, *past, {"role": "user", "content": user}]
 
+    def context_tokens(self) -> int:
+        """Prompt tokens the conversation so far takes (system prompt + turns, no KB context)."""
+        msgs = [{"role": "system", "content": self.system_prompt},
+                *[{"role": m["role"], "content": m["content"]} for m in self.messages]]
+        return int(self.engine.count_tokens(msgs))
+
     def _ensure_conversation(self) -> None:
         if self.history is not None and self.conversation_id is None:
             self.conversation_id = self.history.new_conversation(

@@ -107,3 +107,14 @@ def test_a_failed_retry_keeps_the_question(medchat_home):
         list(session.retry())
     assert session.messages == [{"role": "user", "content": "question", "id": session.messages[0]["id"]}]
     assert _rows(history, session.conversation_id) == [("user", "question", "complete")]
+
+
+def test_stats_come_with_the_done_event_and_the_session_counts_context(medchat_home):
+    session, engine = _session(None)
+    assert session.context_tokens() == engine.count_tokens([{"role": "system", "content": session.system_prompt}])
+    done = list(session.send("how long?"))[-1]
+    assert done.kind == "done" and done.stats.text == "fine." and done.stats.stop_reason == "eos"
+    assert done.stats.prompt_tokens == engine.count_tokens(engine.calls[-1]["messages"])
+    assert session.context_tokens() == engine.count_tokens(
+        [{"role": "system", "content": session.system_prompt}, *({"role": m["role"], "content": m["content"]}
+                                                                   for m in session.messages)])

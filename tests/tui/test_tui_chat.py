@@ -63,7 +63,7 @@ async def test_message_streams_then_renders_markdown(make_app, history, monkeypa
         # the final render parsed the list and the code fence
         assert reply.query("MarkdownBulletList") and reply.query("MarkdownFence")
         assert [m["role"] for m in history.messages(session.conversation_id)] == ["user", "assistant"]
-        assert "42.0 tok/s" in status(app) and "ctx " in status(app)
+        assert "42.0 tok/s" in status(app) and f"ctx {session.context_tokens()}/2048" in status(app)
 
 
 async def test_use_changes_status_bar_and_next_reply(make_app):

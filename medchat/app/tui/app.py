@@ -277,11 +277,8 @@ class MedchatApp(App):
         await self._next_in_queue()
 
     def _count_context(self) -> int:
-        s = self.session
-        msgs = [{"role": "system", "content": s.system_prompt},
-                *[{"role": m["role"], "content": m["content"]} for m in s.messages]]
         try:
-            return int(s.engine.count_tokens(msgs))
+            return self.session.context_tokens()
         except Exception:  # a status-bar number must never break the chat
             return 0
 
