@@ -331,7 +331,7 @@ def add_flags(parser: argparse.ArgumentParser, sections=tuple(SECTIONS)) -> None
     top.add_argument("--name", dest="cfg__name", default=sup, metavar="PROFILE", help="name of the profile to install")
     top.add_argument("--description", dest="cfg__description", default=sup, metavar="TEXT")
     top.add_argument("--output-dir", dest="cfg__output_dir", default=sup, metavar="DIR",
-                     help="run dir (default: runs/<name>-<timestamp> under MEDCHAT_HOME)")
+                     help="run dir (default: runs/<name>-<timestamp> in the cache dir, or MEDCHAT_HOME)")
     for section in sections:
         group = parser.add_argument_group(section)
         cls = _hints(TrainConfig)[section]
