@@ -66,6 +66,8 @@ def cmd_train(args) -> int:
         from trainer import recipes
 
         profiles = recipes.run(target[1], overrides, remote_code_flag=remote_code_flag)
+        if profiles and all(p is None for p in profiles):  # a non-main rank: the main one reports
+            return 0
         names = ", ".join(p.name for p in profiles or [])
         print(f"recipe {target[1]} done: installed {names or 'nothing'}")
         return 0

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medchat.core.errors import UsageError, UserError
+from medchat.core.settings import SETTING_HELP
 
 from trainer.stages import STAGE_NAMES as STAGES  # the one registry of stages
 METHODS = ("lora", "qlora")
@@ -104,10 +105,12 @@ class PPOArgs:
     ppo_epochs: int = 4
     rollout_batch_size: int = 8
     mini_batch_size: int = 4
-    max_new_tokens: int = 48
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
+    # rollout sampling: the meaning (and help) of medchat.core.settings' generation settings, but PPO's own
+    # defaults (the policy's plain distribution, no repetition penalty, so rollout log-probs are the policy's)
+    max_new_tokens: int = _f(48, help=SETTING_HELP["max_new_tokens"])
+    temperature: float = _f(1.0, help="sampling temperature; must be > 0 (PPO needs sampled replies)")
+    top_k: int = _f(0, help=SETTING_HELP["top_k"])
+    top_p: float = _f(1.0, help=SETTING_HELP["top_p"])
     kl_coef: float = 0.05
     adaptive_kl: bool = True
     target_kl: float = 6.0
@@ -328,7 +331,7 @@ def add_flags(parser: argparse.ArgumentParser, sections=tuple(SECTIONS)) -> None
     top.add_argument("--name", dest="cfg__name", default=sup, metavar="PROFILE", help="name of the profile to install")
     top.add_argument("--description", dest="cfg__description", default=sup, metavar="TEXT")
     top.add_argument("--output-dir", dest="cfg__output_dir", default=sup, metavar="DIR",
-                     help="run dir (default: runs/<name>-<timestamp> under MEDCHAT_HOME)")
+                     help="run dir (default: runs/<name>-<timestamp> in the cache dir, or MEDCHAT_HOME)")
     for section in sections:
         group = parser.add_argument_group(section)
         cls = _hints(TrainConfig)[section]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from medchat.core.errors import UserError
-from medchat.core.profiles import Profile, ProfileStore
+from medchat.core.profiles import Profile, ProfileStore, require_reward
 from trainer.data.pairwise import encode_conversation
 
 
@@ -63,14 +63,11 @@ class RewardScorer:
 
 
 def require_reward_profile(name: str, store: ProfileStore | None = None, flag: str = "--reward") -> Profile:
+    """The named profile, which must be a reward one (the kind rule is medchat.core.profiles.require_reward)."""
     if not name:
         raise UserError(f"{flag} NAME is required: a reward profile to score replies "
                         "(train one with `medchat train --stage rm --from covid-sft --dataset covid_pairs --name covid-rm`)")
-    profile = (store or ProfileStore()).get(name)
-    if profile.kind != "reward":
-        raise UserError(f"{flag} {name}: '{name}' is a {profile.kind} profile, not a reward model; "
-                        "pass a profile trained with --stage rm")
-    return profile
+    return require_reward((store or ProfileStore()).get(name), flag)
 
 
 def load_reward_model(profile_name: str, device: str | None = None, store: ProfileStore | None = None,

@@ -1,8 +1,8 @@
 """Where state lives.
 
 With MEDCHAT_HOME set, everything is under that one folder. Without it the platform's folders are used
-(platformdirs): data (profiles, runs, knowledge bases, history) in the user data dir, config.toml in the
-user config dir, and regenerable caches (models converted from GGUF) in the user cache dir.
+(platformdirs): data (profiles, knowledge bases, history) in the user data dir, config.toml in the
+user config dir, and regenerable files (models converted from GGUF, run scratch) in the user cache dir.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def home() -> Path:
 
 
 def cache_dir() -> Path:
-    """Regenerable files (converted models): MEDCHAT_HOME, else the platform's user cache dir."""
+    """Regenerable files (converted models, runs): MEDCHAT_HOME, else the platform's user cache dir."""
     return home() if _pinned() else _private_dir(Path(platformdirs.user_cache_dir("medchat", appauthor=False)))
 
 
@@ -62,12 +62,18 @@ def _sub(name: str) -> Path:
     return path
 
 
-def models_dir() -> Path:
-    path = cache_dir() / "models"
+def _cached(name: str) -> Path:
+    """A folder of regenerable files in the cache dir; what an older medchat kept in the data dir moves there."""
+    path = cache_dir() / name
     if not path.exists() and cache_dir() != home():
-        _adopt(home() / "models", path)
+        _adopt(home() / name, path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def models_dir() -> Path:
+    """Models converted from GGUF (regenerable)."""
+    return _cached("models")
 
 
 def _adopt(old: Path, new: Path) -> None:
@@ -84,7 +90,9 @@ def profiles_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    return _sub("runs")
+    """Run scratch (training checkpoints and logs, eval reports): regenerable, so in the cache dir; the
+    installed profiles, which are the results, stay in the data dir."""
+    return _cached("runs")
 
 
 def kb_dir() -> Path:

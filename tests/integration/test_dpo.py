@@ -6,6 +6,7 @@ from medchat.core.errors import UserError
 from medchat.core.profiles import ProfileStore
 from test_ppo_helpers import install_profile, small_cfg, write_pairs
 from trainer.stages import dpo
+from trainer.stages.dpo import workflow as dpo_workflow  # where run() looks up _log_callback
 
 
 def _cfg(tmp_path, tiny_model_dir, **over):
@@ -73,18 +74,18 @@ def test_dpo_resume_after_interruption(tmp_path, tiny_model_dir, lora_a, monkeyp
     from transformers import TrainerCallback
 
     install_profile("tiny-sft", tiny_model_dir, lora_a)
-    real = dpo._log_callback
+    real = dpo_workflow._log_callback
 
     class Stop(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
             if state.global_step == 2:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(dpo, "_log_callback", lambda run: _both(real(run), Stop()))
+    monkeypatch.setattr(dpo_workflow, "_log_callback", lambda run: _both(real(run), Stop()))
     cfg = _cfg(tmp_path, tiny_model_dir, **{"training.max_steps": 4, "training.save_steps": 2})
     with pytest.raises(KeyboardInterrupt):
         dpo.run(cfg, quiet=True)
-    monkeypatch.setattr(dpo, "_log_callback", real)
+    monkeypatch.setattr(dpo_workflow, "_log_callback", real)
     run_dir = next((tmp_path / "medchat-home" / "runs").glob("tiny-dpo-*"))
     assert json.loads((run_dir / "status.json").read_text())["state"] == "interrupted"
     profile = dpo.run(_cfg(tmp_path, tiny_model_dir, **{"training.resume": "latest"}), quiet=True)

@@ -69,7 +69,7 @@ def test_end_to_end_writes_report(setup, tiny_model_dir, tmp_path, capsys):
 def test_json_output_and_reward(setup, tiny_model_dir, tmp_path, capsys, monkeypatch):
     import medchat.app.evaluation.reward as reward
 
-    class LengthScorer:  # stands in for trainer.stages.rm's scorer: reward = reply length in characters
+    class LengthScorer:  # stands in for trainer.reward_model's scorer: reward = reply length in characters
         def score(self, conversations):
             import torch
 

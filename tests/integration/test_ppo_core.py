@@ -7,7 +7,7 @@ import torch
 
 from medchat.core.errors import UserError
 from trainer.config import PPOArgs
-from trainer.ppo.trainer import PPOTrainer
+from trainer.stages.ppo.trainer import PPOTrainer
 
 PROMPTS = [[{"role": "user", "content": q}] for q in ("I have a fever", "My throat hurts", "Hello doctor",
                                                        "Is this serious?")]
@@ -56,7 +56,7 @@ def test_ppo_raises_mean_reward_and_keeps_kl_finite(tiny_model_dir):
 
 
 def test_reference_is_the_policy_with_the_new_adapter_disabled(tiny_model_dir):
-    from trainer.ppo.rollout import encode_prompts, forward
+    from trainer.stages.ppo.rollout import encode_prompts, forward
 
     model, tok = _policy(tiny_model_dir)
     with torch.no_grad():  # give the new adapter a non-zero effect

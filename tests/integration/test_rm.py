@@ -8,6 +8,7 @@ import torch
 from medchat.core.errors import UserError
 from medchat.core.profiles import ProfileStore
 from test_ppo_helpers import BAD, GOOD, install_profile, small_cfg, write_pairs
+from trainer.reward_model import load_reward_model
 from trainer.stages import rm
 
 
@@ -31,7 +32,7 @@ def test_rm_learns_separable_pairs_and_installs_a_reward_profile(tmp_path, tiny_
     with safe_open(adapter / "adapter_model.safetensors", "pt") as fh:
         assert any("score" in k for k in fh.keys())
     # reloading for scoring gives the trained preferences on unseen prompts
-    scorer = rm.load_reward_model("tiny-rm")
+    scorer = load_reward_model("tiny-rm")
     convs = [[{"role": "user", "content": q}, {"role": "assistant", "content": reply}]
              for q in ("My wrist hurts", "I feel faint") for reply in (GOOD, BAD)]
     scores = scorer.score(convs)
@@ -50,7 +51,7 @@ def test_reward_profile_cannot_chat_and_chat_profile_cannot_score(tmp_path, tiny
         engine.use("tiny-rm")
     install_profile("tiny-sft", tiny_model_dir, lora_a)
     with pytest.raises(UserError, match="not a reward model"):
-        rm.load_reward_model("tiny-sft")
+        load_reward_model("tiny-sft")
 
 
 def test_rm_bad_inputs_are_clear_errors(tmp_path, tiny_model_dir, other_model_dir, lora_a):

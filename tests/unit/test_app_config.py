@@ -137,8 +137,8 @@ def test_flags_win_over_the_file_for_chat_and_ask(home, monkeypatch):
 
 
 def test_platform_folders_without_medchat_home(tmp_path, monkeypatch):
-    """No MEDCHAT_HOME: config.toml in the config dir, converted models in the cache dir, and what an
-    older medchat kept in the data dir is moved there once."""
+    """No MEDCHAT_HOME: config.toml in the config dir, converted models and run scratch in the cache dir,
+    and what an older medchat kept in the data dir is moved there once."""
     import platformdirs
 
     from medchat.core import paths
@@ -147,11 +147,15 @@ def test_platform_folders_without_medchat_home(tmp_path, monkeypatch):
     for kind in ("data", "config", "cache"):
         monkeypatch.setattr(platformdirs, f"user_{kind}_dir", lambda *a, kind=kind, **k: str(tmp_path / kind))
     (tmp_path / "data" / "models" / "m").mkdir(parents=True)
+    (tmp_path / "data" / "runs" / "sft-1").mkdir(parents=True)
     (tmp_path / "data" / "config.toml").write_text("[chat]\nkb = false\n")
     assert paths.config_file() == tmp_path / "config" / "config.toml"
     assert AppConfig.load().kb is False and not (tmp_path / "data" / "config.toml").exists()
     assert paths.models_dir() == tmp_path / "cache" / "models" and (tmp_path / "cache" / "models" / "m").is_dir()
     assert paths.profiles_dir() == tmp_path / "data" / "profiles"
+    # run scratch is regenerable too: the cache dir, an older data-dir runs/ moved there
+    assert paths.runs_dir() == tmp_path / "cache" / "runs" and (tmp_path / "cache" / "runs" / "sft-1").is_dir()
+    assert not (tmp_path / "data" / "runs").exists()
 
 
 def test_history_retention_deletes_only_conversations_untouched_that_long(home):

@@ -1,5 +1,6 @@
 """The layering contracts in pyproject.toml ([tool.importlinter]) hold: medchat.app above kb | trainer above
-medchat.core, the rooms independent, the seam importing nothing above it."""
+medchat.core, the rooms independent, the seam importing nothing above it, the training stages independent
+and above their shared blocks."""
 
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ def test_import_contracts_are_kept():
     ("kb", "import medchat.app.session", "layers: medchat.app above kb | trainer above medchat.core"),
     ("trainer", "import kb.store", "kb and trainer are independent rooms"),
     ("medchat/core", "import trainer.runs", "the seam (medchat.core) imports no room and no application module"),
+    ("trainer/stages/dpo", "import trainer.stages.rm.trainer", "training stages import no other stage"),
+    ("trainer/stages/causal", "import trainer.stages.sft", "shared stage blocks import no stage"),
 ])
 def test_a_forbidden_import_is_caught(where, line, contract):
     """The contracts can fail: a room importing the application, a room importing the other room, the seam
-    importing a room each break the contract named."""
+    importing a room, a stage importing another, a shared stage block importing a stage each break the
+    contract named."""
     bad = ROOT / where / "_contract_probe.py"
     bad.write_text(f"{line}  # noqa: F401\n", encoding="utf-8")
     try:

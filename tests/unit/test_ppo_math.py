@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from trainer.ppo import core
+from trainer.stages.ppo import core
 
 
 def test_gae_and_returns_by_hand():

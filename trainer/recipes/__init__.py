@@ -139,8 +139,14 @@ def run(name_or_path: str, overrides: dict | None = None, quiet: bool = False,
         from trainer.config import gate_remote_code
 
         gate_remote_code(cfgs, remote_code_flag)
+    from trainer.dist import Dist
+
+    # under `accelerate launch`/torchrun every rank runs the recipe: the main rank alone removes, reports and
+    # decides (skip / resume), the others follow its decision; each stage returns None on the other ranks
+    dist = Dist.from_env(cfgs[0].model.device or None)
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if dist.is_main else (lambda text: None)
     store = ProfileStore()
-    if _truthy(control.get("force", False)):
+    if _truthy(control.get("force", False)) and dist.is_main:
         for cfg in reversed(cfgs):
             if store.exists(cfg.name):
                 kids = [k for k in store.children(cfg.name) if k not in {c.name for c in cfgs}]
@@ -148,26 +154,28 @@ def run(name_or_path: str, overrides: dict | None = None, quiet: bool = False,
                     raise UserError(f"--set force=true would remove '{cfg.name}', which {', '.join(kids)} "
                                     "stack on; remove those first")
                 store.remove(cfg.name, force=True)
+    dist.barrier()
     profiles = []
     t_all = time.perf_counter()
     for i, cfg in enumerate(cfgs, 1):
         head = f"[{i}/{len(cfgs)}] {cfg.stage} -> {cfg.name}"
-        if store.exists(cfg.name):
-            print(f"{head}: profile exists, skipped (retrain with --set force=true)", file=sys.stderr, flush=True)
-            profiles.append(store.get(cfg.name))
+        if dist.broadcast(store.exists(cfg.name) if dist.is_main else None):
+            say(f"{head}: profile exists, skipped (retrain with --set force=true)")
+            profiles.append(store.get(cfg.name) if dist.is_main else None)
             continue
-        prior = _resumable(cfg)
-        if prior is not None:
-            cfg.training.resume = str(prior.dir)
-            print(f"{head}: resuming interrupted run {prior.dir}", file=sys.stderr, flush=True)
+        prior = _resumable(cfg) if dist.is_main else None
+        prior_dir = dist.broadcast(str(prior.dir) if prior is not None else None)
+        if prior_dir is not None:
+            cfg.training.resume = prior_dir
+            say(f"{head}: resuming interrupted run {prior_dir}")
         else:
-            print(head, file=sys.stderr, flush=True)
+            say(head)
         t0 = time.perf_counter()
         prof = run_stage(cfg, quiet=quiet)
         if prof is not None and getattr(prof, "name", None):  # the manifest names its recipe (issue 11)
             prof.recipe = path.stem
             store.update(prof)
         profiles.append(prof)
-        print(f"{head}: done in {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
-    print(f"recipe {path.stem}: {len(cfgs)} stages in {time.perf_counter() - t_all:.0f}s", file=sys.stderr, flush=True)
+        say(f"{head}: done in {time.perf_counter() - t0:.0f}s")
+    say(f"recipe {path.stem}: {len(cfgs)} stages in {time.perf_counter() - t_all:.0f}s")
     return profiles

@@ -1,11 +1,17 @@
 """The stage registry and dispatcher: `run_stage(cfg, **kwargs) -> Profile | None`.
 
-Every stage is one module under trainer/stages/ exposing `run(cfg, **kwargs) -> Profile | None`
-(None on non-main ranks) and built on the shared skeleton (trainer.stages.skeleton: prepare ->
-the stage's training -> finish). STAGES below is the one list of stage names: the config check,
-`medchat data check --stage` and the dataset loader read it. Adding a stage = one module + one entry.
-Stages never import each other (an import-linter contract in pyproject.toml checks it).
-"""
+Every stage is one folder trainer/stages/<name>/ (in the spirit of LLaMA-Factory's
+train/<stage>/{workflow,trainer}.py): workflow.py has `run(cfg, **kwargs) -> Profile | None` (None
+on non-main ranks) built on the shared skeleton (trainer.stages.skeleton: prepare -> the stage's
+training -> finish); trainer.py has the stage's own batch/loss/eval functions (or, for dpo, the
+pieces around trl's trainer); the package's __init__ re-exports run. Shared blocks beside them:
+skeleton.py, loop.py (the one TrainLoop) and causal/ (the workflow pt and sft share).
+STAGES below is the one list of stage names: the config check, `medchat data check --stage` and the
+dataset loader read it.
+
+Adding a stage (GRPO, KTO, ORPO...) = one new folder trainer/stages/<name>/ + one entry in STAGES
+(+ its name in the two stage contracts of pyproject.toml, which a unit test checks). Stages never
+import each other (import-linter contracts in pyproject.toml check it)."""
 
 from __future__ import annotations
 

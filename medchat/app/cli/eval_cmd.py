@@ -30,7 +30,8 @@ def register(sub) -> None:
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N samples only")
     p.add_argument("--skip-bad", action="store_true", help="skip unusable rows instead of stopping")
     p.add_argument("--system", default=None, help="system prompt for rows that have none (default: none)")
-    p.add_argument("--out", default=None, help="output folder (default: MEDCHAT_HOME/runs/eval-<timestamp>)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: runs/eval-<timestamp> in the cache dir or MEDCHAT_HOME)")
     p.add_argument("--json", action="store_true", help="print the metrics object as JSON")
     p.add_argument("--reward", default=None, metavar="NAME", help="also report the mean score of this reward profile")
     add_model_options(p, profile=False)

@@ -27,7 +27,8 @@ def register(modes) -> None:
     p.add_argument("--system", default=None, help="replace the chat's system prompt")
     p.add_argument("--context-replies", action="store_true",
                    help="generate replies for a follow-up's earlier turns (default: a placeholder reply)")
-    p.add_argument("--out", default=None, help="output folder (default: MEDCHAT_HOME/runs/grounded-<timestamp>)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: runs/grounded-<timestamp> in the cache dir or MEDCHAT_HOME)")
     p.add_argument("--json", action="store_true", help="print the metrics object as JSON")
     add_model_options(p, profile=False)
     p.set_defaults(func=run)

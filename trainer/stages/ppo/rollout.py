@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from trainer.ppo import core
+from trainer.stages.ppo import core
 
 
 @dataclass

@@ -11,6 +11,7 @@ redraws loss.png and reward.png. Steps run in the shared TrainLoop (trainer.stag
 mode: resume, cadence, ranks); checkpoints (adapter, value head, optimizer, KL coefficient, prompt
 order, per rank) go to checkpoints/step-N every --save-steps; --resume continues from the latest.
 The value head is saved as run_dir/value_head.safetensors; the profile holds only the policy adapter.
+The PPO math (core.py), rollouts (rollout.py), value head and PPOTrainer (trainer.py) sit beside this file.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from medchat.core.profiles import Profile, ProfileStore
 from trainer.data import dataset_dir_of, load_datasets
 from trainer.data.pairwise import pair_prompts
 from trainer.modeling import template_of
-from trainer.ppo.trainer import check_args
 from trainer.reward_model import load_reward_model, require_reward_profile
 from trainer.runs import Run
+from trainer.stages.ppo.trainer import check_args
 from trainer.stages.skeleton import finish, prepare
 
 
@@ -37,19 +38,17 @@ def _say(text: str) -> None:
 
 
 def plot_rewards(run: Run):
-    """reward.png: reward mean (+/- std) and KL per step."""
+    """reward.png: reward mean (+/- std) and KL per step (the shared Agg chart helper, saved atomically)."""
+    from medchat.core import charts
+
     records = [r for r in run.records() if "reward_mean" in r]
     if not records:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = [r["step"] for r in records]
     mean = [r["reward_mean"] for r in records]
     std = [r.get("reward_std", 0.0) for r in records]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), dpi=100, sharex=True)
+    fig = charts.figure(7, 6, dpi=100)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
     ax1.plot(steps, mean, label="reward mean")
     ax1.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
     ax1.set_ylabel("reward")
@@ -61,13 +60,7 @@ def plot_rewards(run: Run):
     ax2.grid(alpha=0.3)
     ax2.legend()
     fig.suptitle(run.dir.name)
-    out, tmp = run.dir / "reward.png", run.dir / ".reward.tmp.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    import os
-
-    os.replace(tmp, out)
-    return out
+    return charts.save(fig, run.dir / "reward.png")
 
 
 def load_prompts(cfg) -> tuple[list[list[dict]], list[dict]]:
@@ -130,7 +123,7 @@ def _checker(reward_fn, store):
 
 
 def run(cfg, quiet: bool = False, store: ProfileStore | None = None, reward_fn=None, on_step=None, **_) -> Profile | None:
-    from trainer.ppo.trainer import PPOTrainer
+    from trainer.stages.ppo.trainer import PPOTrainer
     from trainer.stages.loop import TrainLoop, make_accelerator
 
     store = store or ProfileStore()

@@ -14,9 +14,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from trainer.ppo import core
-from trainer.ppo.rollout import Rollout, forward, sample
-from trainer.ppo.value_head import ValueHead
+from trainer.stages.ppo import core
+from trainer.stages.ppo.rollout import Rollout, forward, sample
+from trainer.stages.ppo.value_head import ValueHead
 
 RewardFn = Callable[[list[list[dict]]], Sequence[float] | torch.Tensor]
 
