@@ -186,8 +186,10 @@ def run_all(args) -> int:
     from medchat.core import paths
     from medchat.core.engine import ChatEngine
 
-    sections = [s for s in args.only.split(",") if s] or ["decode", "ttft", "switch", "start", "kb", "sft", "triage"]
-    results: dict = {"machine": {"threads": torch.get_num_threads(), "torch": torch.__version__}}
+    sections = [s for s in args.only.split(",") if s] or ["decode", "under_load", "ttft", "switch", "start",
+                                                          "first_answer", "kb", "sft", "triage"]
+    results: dict = {"machine": {"threads": torch.get_num_threads(), "torch": torch.__version__,
+                                 "load_avg_start": _load_avg()}}
     real_models = paths.models_dir()
     with tempfile.TemporaryDirectory(prefix="medchat-bench-") as tmpd:
         tmp = Path(tmpd)
@@ -195,7 +197,7 @@ def run_all(args) -> int:
         (tmp / "home").mkdir()
         os.symlink(real_models, tmp / "home" / "models")
         engine = None
-        if {"decode", "ttft", "switch"} & set(sections):
+        if {"decode", "under_load", "ttft", "switch"} & set(sections):
             engine = ChatEngine(args.base)
             names = _install_profiles(engine, Path(engine.info["dir"]), tmp)
             engine.use(names[0])
@@ -203,7 +205,7 @@ def run_all(args) -> int:
         for name in sections:
             _say(f"bench: {name}…")
             if name == "decode":
-                results["decode"] = decode(engine, args.tokens, args.repeats)
+                results.setdefault("decode", {}).update(decode(engine, args.tokens, args.repeats))
                 from medchat.app.bench_modes import measure
 
                 modes = [m for m in getattr(args, "decode_modes", "").split(",") if m] or None
@@ -214,12 +216,23 @@ def run_all(args) -> int:
                 results["decode"].update(compare(engine, PROMPT, args.tokens, args.repeats,
                                                  results["decode"]["engine_tok_s"],
                                                  getattr(args, "llamacpp_python", None), args.base))
+            elif name == "under_load":  # decode.under_load_*: beside a competing CPU-bound process
+                from medchat.app.bench_load import engine_rate, under_load
+
+                results.setdefault("decode", {}).update(under_load(engine_rate(engine, PROMPT, args.tokens),
+                                                                   args.repeats))
             elif name == "ttft":
                 results["ttft"] = ttft(engine, args.repeats)
             elif name == "switch":
                 results["switch"] = switch(engine, names, args.repeats, args.base)
             elif name == "start":
-                results["start"] = start(args.base, tmp)
+                results.setdefault("start", {}).update(start(args.base, tmp))
+            elif name == "first_answer":  # start.first_answer_*: a new user's first `medchat ask`
+                from medchat.app.bench_load import first_answer
+                from medchat.core.models import resolve_base
+
+                resolve_base(args.base)  # converted now if it never was: no GGUF conversion inside the figure
+                results.setdefault("start", {}).update(first_answer(args.base, real_models, tmp, args.repeats))
             elif name == "kb":
                 from kb.bench import run as kb_run
 
@@ -240,6 +253,11 @@ def run_all(args) -> int:
     else:
         _table(results)
     return 0
+
+
+def _load_avg() -> list[float] | None:
+    """1, 5 and 15-minute load averages when the bench starts: every figure moves with the machine's load."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def _say(msg: str) -> None:

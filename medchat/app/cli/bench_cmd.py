@@ -9,7 +9,8 @@ def register(sub) -> None:
     p.add_argument("--base", default=None, help="model to measure (default: the embedded one)")
     p.add_argument("--tokens", type=int, default=128, help="decode length for tok/s")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure (median reported)")
-    p.add_argument("--only", default="", help="comma list of sections: decode,ttft,switch,start,kb,sft,triage")
+    p.add_argument("--only", default="",
+                   help="comma list of sections: decode,under_load,ttft,switch,start,first_answer,kb,sft,triage")
     p.add_argument("--decode-modes", default="",
                    help="comma list of fast-path decode modes to compare (default: all; float is the reference)")
     p.add_argument("--llamacpp-python", default=None, metavar="PATH",
