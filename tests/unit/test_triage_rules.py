@@ -86,6 +86,11 @@ def test_rules_respect_negation_knowledge_questions_and_hypotheticals(reported, 
         ("my 2 month old has no fever but is fussy", False),
         ("宝宝两个月大，发烧38度5", True),
         ("宝宝五个月大，发烧38度5", False),
+        ("My 10-day-old feels warm. The reading is 38.0.", True),  # a full stop after the value
+        ("My 10-day-old feels warm. The reading is 37.9.", False),
+        ("十周的崽发烧38.4", True),  # age before 的 + a colloquial word for the child
+        ("外孙才十个礼拜，一量38.4", True),  # a grandchild as the subject
+        ("外孙才五个月，一量38.4", False),
     ],
 )
 def test_infant_fever_thresholds(text, fires):

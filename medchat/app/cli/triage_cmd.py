@@ -80,7 +80,7 @@ def _rebuild() -> int:
     from medchat.app.triage.build import build
 
     build(log=lambda line: print(line, file=sys.stderr))
-    print("triage model rebuilt; check it with `medchat triage --eval dev`", file=sys.stderr)
+    print("triage model rebuilt; report it on the held-out split with `medchat triage --eval test`", file=sys.stderr)
     return 0
 
 

@@ -60,6 +60,19 @@ RULES: dict[str, list[Rule]] = {
         rule(r"自杀|轻生|寻死|自尽|(?<!得)(想|打算|准备|计划|想要)(去)?(死(?!你|您)|结束(自己的?)?生命|了结自己|离开这个世界)|不想活|"
              r"活不下去|活着(真)?没(有)?(意思|意义)|割腕|自残|跳楼|死了算了|一了百了|不如死了"),
         rule(r"(伤害|割|划|烫)自己", r"想|故意|忍不住|又|一直|经常|控制不住"),
+        # slang and methods told with a plan: the words carry no "suicide", the plan does
+        rule(r"\bkms\b|\bunalive (my|him|her)sel(f)|\bunaliv\w* (myself|me)\b|\bgoodbye (note|letter|message|msg|text)s?\b|"
+             r"\b(walk|jump|step|throw (my|him|her)self)\b[^.;,]{0,12}\b(in front of|onto|under) (the |a )?(train|tracks|traffic|bus|"
+             r"lorry|truck)|\b(you'?ll|you will|everyone'?ll|everyone will|they'?ll|you'?d|you would) (all )?be better off\b|"
+             r"\bmade my peace\b|\b(no ?one|nobody)( here)? (will|would|is going to|gonna) miss me\b|\b(sleep|go to sleep|close my "
+             r"eyes) and never (wake|come back|open)|\b(rope|noose)\b[^.;]{0,30}\b(ready|tied|set up|hung|up)\b|\b(blade|razor)\b[^.;]{0,40}\b(wrists?|"
+             r"properly|this time|deep)\b|\b(blade|razor)\b.{0,30}\b(doing it|do it|this time)\b|\b(hose|pipe|tube)\b[^.;]{0,40}\b(exhaust|garage)\b"),
+        rule(r"\b(gun|pistol|rifle)('s| is)? loaded|\bplan('s| is)? (sorted|ready|made|set)|\b(knife|blade|pills?|rope) "
+             r"(is |are )?ready\b", r"\b(had enough|done|i'?m done|over|miss me|goodbye|bye|end it|can'?t (go on|do this))\b"),
+        rule(r"(想|打算|准备|计划|决定).{0,10}(结束(自己的?)?生命|了结自己)|(炭|木炭)(都|已经)?(买好|准备好)|(药|药片)(都|已经)?"
+             r"(倒|拿|攒)(出来|好)了?.{0,4}(准备|要|想)(吃|吞)"),
+        rule(r"紫砂|想死|(绳子|绳)(都|已经)?(挂|系|绑|准备)好|排气管.{0,10}(管子|接)|(遗书|告别信)|(找好|选好|看好|查好|找了个?|选了个?)了?.{0,8}(楼|桥|地方|"
+             r"方法)|(农药|安眠药|刀片).{0,12}(准备好|差不多了|今天|今晚|动手)|(这次|今晚|明天|周末).{0,10}(动手|结束|解脱|不会[再在]?失败)"),
     ],
     "unconscious": [
         rule(r"\b(unconscious|unresponsive|not responsive)\b(?! bias| mind)|\b(won'?t|will not|can'?t|cannot|isn'?t|is not|not) "
@@ -138,14 +151,14 @@ RULES: dict[str, list[Rule]] = {
              r"怀孕|孕妇|撞到头|在水里|一次接一次|接连"),
     ],
     "poisoning": [
-        rule(rf"\b(took|taken|taking|swallowed|ate|eaten|given|gave)\b[^.;,]{{0,25}}\b(too many|too much|a (whole|full) (bottle|box|"
-             rf"pack\w*|strip|sheet)|the (whole|entire) (bottle|box|pack\w*)|an entire (bottle|box|pack\w*)|all (of )?(my|his|her|"
+        rule(rf"\b(took|taken|taking|swallowed|ate|eaten|given|gave)\b[^.;,]{{0,25}}\b(too many|too much|(a|the) (whole|full) (bottle|box|"
+             rf"pack\w*|strip|sheet)|most of (a|the|my|his|her) (bottle|box|pack\w*|strip)|the (whole|entire) (bottle|box|pack\w*)|an entire (bottle|box|pack\w*)|all (of )?(my|his|her|"
              rf"their|the)|a handful of|\d{{2,}}\b(?!\s*(mg|mcg|ml|g|grams?|units?|iu|%))|dozens? of)\b[^.;,]{{0,20}}\b{DRUG_EN}"),
         rule(r"\b(overdos\w*|od'?d)\b|\b(been|was|got|is|were) poisoned\b"),
         rule(rf"\b(swallowed|drank|drunk|ate|eaten|ingested|sipped|chewed|licked|got into|drinking|swallowing)\b[^.;,]{{0,30}}\b{CHEM_EN}"),
         rule(r"\b(carbon monoxide|co (alarm|detector))\b",
              r"\b(going off|beeping|sounding|went off|headaches?|dizz\w*|nause\w*|vomit\w*|drowsy|sleepy|confus\w*|passed out|faint\w*)"),
-        rule(rf"(吃|吞|服|喝)(了|下)?.{{0,8}}(一整瓶|整瓶|一瓶|一整盒|整盒|一盒|一把|大量|过量|太多).{{0,6}}{DRUG_ZH}|(吃|吞|服)(了|下)?"
+        rule(rf"(吃|吞|服|喝)(了|下)?.{{0,8}}(一整瓶|整瓶|一瓶|一整盒|整盒|一盒|一整板|整板|一板|一把|大量|过量|太多).{{0,6}}{DRUG_ZH}|(吃|吞|服)(了|下)?"
              r".{0,6}(一整瓶|整瓶|一把|几十|十几|[1-9]\d+|[二三四五六七八九]?十[一二三四五六七八九]?|一百|几百)(片|粒|颗)"),
         rule(r"(服药|吃药|用药|药物)过量|过量(服用|服药|吃药|用药)|药吃多了|误服|误食|误喝|(一氧化碳|煤气)中毒"),
         rule(rf"(喝|吞|吃|误食|误服|误喝|舔|咽)(了|下|进)?.{{0,6}}{CHEM_ZH}"),

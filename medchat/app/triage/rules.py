@@ -83,11 +83,11 @@ _N_EN = r"(?P<n>\d{1,3}|" + "|".join(_NUM_EN) + ")"
 _AGE_EN = re.compile(rf"\b{_N_EN}[\s-]*(?P<u>day|week|wk|month|mo)s?[\s-]*old\b|\b(is|turned|only|just|aged) "
                      rf"{_N_EN.replace('<n>', '<n2>')} (?P<u2>day|week|month)s?\b(?! (ago|pregnant))")
 _YOUNG_EN = re.compile(r"\b(newborn|neonat\w*|(under|younger than|less than) (3|three) months)\b")
-_AGE_ZH = re.compile(r"(?P<n>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u>天|周|个?星期|个?礼拜|个?半?月)(?=大|的(宝宝|婴儿|孩子|小孩|宝贝|儿子|女儿))|"
-                     r"(宝宝|婴儿|孩子|宝贝|儿子|女儿|小孩)(才|刚|只有|刚满|满|出生)?(?P<n2>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u2>天|周|个?星期|个?礼拜|个?半?月)")
+_AGE_ZH = re.compile(r"(?P<n>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u>天|周|个?星期|个?礼拜|个?半?月)(?=大|的(宝宝|婴儿|孩子|小孩|宝贝|儿子|女儿|崽|娃|小娃))|"
+                     r"(宝宝|婴儿|孩子|宝贝|儿子|女儿|小孩|崽|娃|外孙女?|孙子|孙女)(才|刚|只有|刚满|满|出生)?(?P<n2>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u2>天|周|个?星期|个?礼拜|个?半?月)")
 _YOUNG_ZH = re.compile(r"新生儿|半个月大|刚出生|(没|未|不)满月|刚满月|出生(才)?(\d{1,2}|[一二两三四五六七八九十]+)天")
 _FEVER_WORD = re.compile(r"\b(fever\w*|febrile|hot to the touch|burning up|(has|running|with) a (high )?temperature)\b|发烧|发热|高烧|高热|体温(高|升高)")
-_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)(?![\d.])(?:\s*度\s*(\d)(?!\d))?(?!\s*-?\s*(day|week|wk|month|mo|year|yr|min|hour|"
+_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)(?!\d|\.\d)(?:\s*度\s*(\d)(?!\d))?(?!\s*-?\s*(day|week|wk|month|mo|year|yr|min|hour|"
                    r"hr|lb|pound|kg|oz|ml|mg|%|天|周|个|岁|分钟|小时|斤|公斤|毫))")
 _TEMP_ZH = re.compile(r"([三四])十([一二三四五六七八九])?度([一二三四五六七八九])?")
 
@@ -126,7 +126,7 @@ def infant_fever_ruled_out(text: str) -> bool:
     """What excludes infant fever: no baby mentioned, a stated age of 3 months or more, or a measured
     temperature under 38 C. The model does not read numbers this way, so its infant-fever guesses defer to this."""
     temps = _temperatures(text)
-    if (temps and max(temps) < 37.95) or not _INFANT.search(text):
+    if (temps and max(temps) < 37.95) or not (_INFANT.search(text) or _infant_age(text)):
         return True
     ages = [*_AGE_EN.finditer(text), *_AGE_ZH.finditer(text)]
     if _infant_age(text):
