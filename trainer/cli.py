@@ -65,7 +65,7 @@ def cmd_train(args) -> int:
             raise UsageError("usage: medchat train recipe NAME_OR_YAML [options]")
         from trainer import recipes
 
-        profiles = recipes.run(target[1], overrides, remote_code_flag=remote_code_flag)
+        profiles = recipes.run(target[1], overrides, quiet=args.quiet, remote_code_flag=remote_code_flag)
         if profiles and all(p is None for p in profiles):  # a non-main rank: the main one reports
             return 0
         names = ", ".join(p.name for p in profiles or [])

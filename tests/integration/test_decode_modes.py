@@ -8,6 +8,7 @@ import torch
 
 from medchat.core.engine import fast_llama
 from medchat.core.errors import UserError
+from medchat.core.profiles import ProfileStore
 from test_engine_support import INT8_BOUNDS, MSGS, install, make_engine, one_torch_thread  # noqa: F401
 
 
@@ -59,8 +60,12 @@ def test_lora_moves_bf16_mode_like_it_moves_float(tiny_model_dir, lora_a):
     assert torch.nn.functional.cosine_similarity(dq, df, dim=0) > 0.98
 
 
-def test_cpu_float32_default_is_the_declared_default_mode(tiny_model_dir):
-    assert make_engine(tiny_model_dir, "int8").info["decode_mode"] == fast_llama.DEFAULT_CPU_MODE
+def test_cpu_default_is_the_faithful_float_mode_and_int8_is_opt_in(tiny_model_dir):
+    from medchat.core.engine import ChatEngine
+
+    assert fast_llama.DEFAULT_CPU_MODE == "float"  # issue 14: no int8 mode reaches 0.9 greedy agreement
+    assert ChatEngine(str(tiny_model_dir), store=ProfileStore()).info["decode_mode"] == "float"
+    assert make_engine(tiny_model_dir, "int8").info["decode_mode"] == fast_llama.LOSSY_CPU_MODE
 
 
 def test_unknown_mode_is_a_user_error(tiny_model_dir):

@@ -18,8 +18,10 @@ def test_train_recipe_routes_to_recipes_run(monkeypatch, capsys):
     assert main(["train", "recipe", "covid", "--learning-rate", "1e-4", "--ppo-kl-coef", "0.1",
                  "--set", "lora.r=16"]) == 0
     assert calls == [("covid", {"training.learning_rate": 1e-4, "ppo.kl_coef": 0.1, "lora.r": 16},
-                      {"remote_code_flag": False})]
+                      {"quiet": False, "remote_code_flag": False})]
     assert "covid-sft" in capsys.readouterr().out
+    assert main(["train", "recipe", "covid", "--quiet"]) == 0
+    assert calls[-1][2]["quiet"] is True  # no progress bars in any stage
 
 
 def test_train_argument_errors(capsys):

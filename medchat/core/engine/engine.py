@@ -37,8 +37,8 @@ class ChatEngine:
                  store: ProfileStore | None = None, fast: bool = True, quantize: bool | None = None,
                  context_limit: int = 4096, decode_mode: str | None = None):
         """fast=False forces the transformers+peft path. decode_mode picks the fast path's numerics
-        (fast_llama.DECODE_MODES); None means fast_llama.DEFAULT_CPU_MODE on CPU float32, else float.
-        quantize is the older switch: False = "float", True = the default CPU mode."""
+        (fast_llama.DECODE_MODES); None means fast_llama.DEFAULT_CPU_MODE.
+        quantize is the older switch: False = "float", True = fast_llama.LOSSY_CPU_MODE on CPU float32."""
         from medchat.core.engine import fast_llama
         from medchat.core.engine.hf_backend import HFBackend
 
@@ -56,7 +56,8 @@ class ChatEngine:
         if fast and fast_llama.supports(model) and self.info["device"] != "mps":
             if decode_mode is None:
                 cpu_float = self.info["device"] == "cpu" and model.dtype == torch.float32
-                decode_mode = fast_llama.DEFAULT_CPU_MODE if (cpu_float if quantize is None else quantize) else "float"
+                decode_mode = (fast_llama.DEFAULT_CPU_MODE if quantize is None
+                               else fast_llama.LOSSY_CPU_MODE if quantize and cpu_float else "float")
             if decode_mode != "float" and model.dtype != torch.float32:
                 raise UserError(f"decode mode '{decode_mode}' needs a float32 base; pass --dtype float32 "
                                 "or --decode-mode float")

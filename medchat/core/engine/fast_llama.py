@@ -67,7 +67,10 @@ DECODE_MODES = {
     "int8w-fp32": "weight-only int8, float32 activations (accurate, slow kernel), down_proj kept float",
     "float": "no quantization",
 }
-DEFAULT_CPU_MODE = "dynamic-int8"  # int8w-bf16 becomes the default once measured to meet the bar (issue 14)
+# The default must be faithful: greedy output as the float model's (what eval and training measure).
+# No int8 mode reaches 0.9 token agreement (benchmarks/README.md), so they stay opt-in.
+DEFAULT_CPU_MODE = "float"
+LOSSY_CPU_MODE = "dynamic-int8"  # the fastest mode; what the older `quantize=True` switch asks for
 # Projections left in float per mode: dynamic int8 crushes down_proj's outlier inputs.
 _FLOAT_KEYS = {"dynamic-int8": {"down"}, "int8w-fp32": {"down"}, "int8w-bf16": set(), "float": set()}
 _ALIASES = {"dynamic": "dynamic-int8", "weight": "int8w-fp32", "off": "float", "none": "float"}
