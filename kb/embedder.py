@@ -124,18 +124,16 @@ def batch_threads() -> int:
 
     When other processes already keep the cores busy, OpenMP workers of one batch wait on each other
     at every barrier; on a shared 2-core box (load 4) one thread embedded 35-45 chunks/s against
-    14-33 with two. The engine.embed_threads setting (env MEDCHAT_EMBED_THREADS) overrides the choice.
+    14-33 with two. The engine.embed_threads setting (env MEDCHAT_EMBED_THREADS) overrides the choice;
+    otherwise the process-wide budget decides (medchat/core/threads.py, which the decoder uses too).
     """
     import torch
 
+    from medchat.core import threads
+
     if _batch_threads > 0:
         return _batch_threads
-    total = torch.get_num_threads()
-    try:
-        free = (os.cpu_count() or 1) - os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average on Windows
-        return total
-    return max(1, min(total, int(free + 0.5)))
+    return threads.budget(torch.get_num_threads())
 
 
 def _on_worker(fn, *args, threads: int):

@@ -228,3 +228,25 @@ def test_repetition_penalty_counts_the_reply_not_the_prompt(tiny_model_dir, monk
     monkeypatch.setattr(engine.backend, "forward", forward)
     list(engine.stream(MSGS, GenerationSettings(temperature=0.0, repetition_penalty=3.0, max_new_tokens=3)))
     assert chosen == [a, b]  # a although the prompt holds it; then b, because the reply now holds a
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_decoding_follows_the_thread_budget_unless_threads_are_set(tiny_model_dir, monkeypatch, adaptive):
+    from medchat.core import threads
+    from medchat.core.engine import engine as engine_mod
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        engine = make_engine(tiny_model_dir, adaptive_threads=adaptive)
+        asked = []
+        monkeypatch.setattr(threads, "budget", lambda limit: asked.append(limit) or 1)  # a busy machine
+        steps = 2 * engine_mod.THREAD_CHECK_EVERY + 3
+        _, stats = collect(engine.stream(MSGS, GenerationSettings(temperature=0, max_new_tokens=steps)))
+        if adaptive:
+            assert torch.get_num_threads() == 1
+            assert asked == [2] * (1 + stats.completion_tokens // engine_mod.THREAD_CHECK_EVERY)  # re-checked
+        else:
+            assert torch.get_num_threads() == 2 and asked == []  # an explicit thread setting is kept
+    finally:
+        torch.set_num_threads(n)

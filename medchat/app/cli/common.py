@@ -106,7 +106,7 @@ def make_engine(args, config=None):
     base = base_for(args, store, name)
     install_shipped(store, base)
     engine = ChatEngine(base, load_options(args), store=store, fast=not args.no_fast,
-                        decode_mode=config.decode_mode or None)
+                        decode_mode=config.decode_mode or None, adaptive_threads=not config.threads)
     if not name:  # no profile chosen: the shipped doctor when it fits this base (`--profile base` opts out)
         from medchat.app.builtin_profiles import default_profile
 

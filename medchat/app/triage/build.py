@@ -25,7 +25,7 @@ CLASSES = list(CATEGORIES)
 MAX_FALSE_ALARMS = 0.04  # out of fold, leaving a margin under the 5% target
 SELF_HARM_ALARMS = 0.01  # ordinary messages the self-harm head alone may flag
 FOLDS = 5
-C_NGRAM = 100.0  # chosen on the dev split
+C_NGRAM = 100.0  # chosen on the dev split; 2 to 100 give the same out-of-fold curve
 
 
 def corpus_hash(folder: Path | None = None) -> str:

@@ -3,7 +3,7 @@
 A rule fires when each of its patterns matches somewhere outside a negation ("no chest pain", "没有胸痛")
 and outside a hypothetical clause ("what should I do if", "如果"); `rules.py` does the matching. These
 tables are the high-precision layer beside the learned model: a pattern earns its place only if it
-does not raise false alarms on the ordinary messages of the dev split.
+does not raise false alarms on the ordinary messages of the train and dev splits.
 """
 
 from __future__ import annotations

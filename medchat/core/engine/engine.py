@@ -15,6 +15,7 @@ import torch
 from medchat.core.engine.decode import TAIL_GUARD, Sampler, TextStream, stop_token_ids
 from medchat.core.engine.prompt import render_ids, template_for, trim_messages
 from medchat.core.engine.protocol import GenerationStats, Stream, collect
+from medchat.core import threads
 from medchat.core.errors import UserError
 from medchat.core.models import LoadOptions, base_id, load_base
 from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore, require_chat
@@ -31,14 +32,17 @@ CALIBRATION_CHAT = [
                                      "lasts more than three days."},
 ]
 
+THREAD_CHECK_EVERY = 16  # tokens between looks at the machine's load (a few per second)
 
 class ChatEngine:
     def __init__(self, base: str | None = None, opts: LoadOptions | None = None,
                  store: ProfileStore | None = None, fast: bool = True, quantize: bool | None = None,
-                 context_limit: int = 4096, decode_mode: str | None = None):
+                 context_limit: int = 4096, decode_mode: str | None = None, adaptive_threads: bool = True):
         """fast=False forces the transformers+peft path. decode_mode picks the fast path's numerics
         (fast_llama.DECODE_MODES); None means fast_llama.DEFAULT_CPU_MODE.
-        quantize is the older switch: False = "float", True = fast_llama.LOSSY_CPU_MODE on CPU float32."""
+        quantize is the older switch: False = "float", True = fast_llama.LOSSY_CPU_MODE on CPU float32.
+        adaptive_threads: decode with at most the cores other processes leave free (core/threads.py),
+        up to torch's thread count at load time; False keeps that count fixed (an explicit setting)."""
         from medchat.core.engine import fast_llama
         from medchat.core.engine.hf_backend import HFBackend
 
@@ -69,6 +73,7 @@ class ChatEngine:
         self.info["backend"] = self.backend.kind + ("-int8" if getattr(self.backend, "quantized", False) else "")
         self.info["decode_mode"] = getattr(self.backend, "mode", "transformers")
         self._stops = stop_token_ids(self.tokenizer)
+        self._thread_limit = torch.get_num_threads() if adaptive_threads else 0
         self._lock = threading.RLock()
         self.profile: Profile = self.store.get(BASE_PROFILE)
         self._keys: dict[tuple, str] = {}  # adapter files' identity -> backend cache key
@@ -140,6 +145,12 @@ class ChatEngine:
         return len(self.prompt_ids(messages, 0))
 
     # --- generation ------------------------------------------------------------------------
+    def _fit_threads(self) -> None:
+        if self._thread_limit and self.info["device"] == "cpu":
+            n = threads.budget(self._thread_limit)
+            if n != torch.get_num_threads():
+                torch.set_num_threads(n)
+
     def stream(self, messages: list[dict], settings: GenerationSettings | None = None,
                cancel: threading.Event | None = None) -> Stream:
         """Yield text chunks of the reply, then return its GenerationStats (see protocol.collect).
@@ -150,6 +161,7 @@ class ChatEngine:
 
     def _stream_locked(self, messages, settings, cancel) -> Stream:
         t0 = time.perf_counter()
+        self._fit_threads()
         ids = self.prompt_ids(messages, settings.max_new_tokens)
         stats = GenerationStats(prompt_tokens=len(ids))
         cached = self.backend.cached_ids
@@ -187,6 +199,8 @@ class ChatEngine:
                 reason = "marker"
                 break
             context = torch.cat([context, torch.tensor([[token]])], 1)
+            if step % THREAD_CHECK_EVERY == THREAD_CHECK_EVERY - 1:
+                self._fit_threads()  # another process may have started or stopped since
             if step + 1 < settings.max_new_tokens:
                 logits = self.backend.forward([token])
         tail = text.finish(cut_by_length=reason == "length")
