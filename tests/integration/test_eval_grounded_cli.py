@@ -42,6 +42,7 @@ def test_json_end_to_end(setup, tiny_model_dir, tmp_path, capsys):
     assert out["questions"] == {"file": str(setup), "split": "all", "limit": 2, "total": 3, "covered": 2,
                                 "uncovered": 1}
     assert out["decode"]["no_fast"] is False and out["decode"]["backend"] and out["decode"]["triage"] == "on"
+    assert out["decode"]["mode"] == "float"  # the chat's default decode path, named in the report
     assert out["decode"]["settings"]["temperature"] == 0.0 and out["decode"]["max_new_tokens"] == 6
     m = out["profiles"]["base"]
     assert (m["covered"], m["uncovered"]) == (2, 1)

@@ -155,7 +155,7 @@ def run_grounded(o: GroundedOptions, engine=None) -> dict:
         "kb": o.kb,
         "base": {"name": engine.base_name, "fingerprint": info.get("fingerprint"), "device": info.get("device"),
                  "dtype": info.get("dtype"), "backend": info.get("backend")},
-        "decode": {"backend": info.get("backend"), "no_fast": not o.fast, "greedy": True,
+        "decode": {"backend": info.get("backend"), "mode": info.get("decode_mode"), "no_fast": not o.fast, "greedy": True,
                    "max_new_tokens": o.max_new_tokens, "settings": used,
                    "context_turns": "generated" if o.context_replies else f"placeholder {CONTEXT_PLACEHOLDER!r}",
                    "triage": "on" if o.triage is None else "stub"},
@@ -184,7 +184,7 @@ def settings_lines(result: dict) -> list[str]:
     return [f"questions: {q['total']} ({q['covered']} covered, {q['uncovered']} uncovered), split {q['split']}"
             + (f", limit {q['limit']} per kind" if q["limit"] else "") + f"; {q['file']}",
             f"base: {b['name']} (fingerprint {b['fingerprint']}) on {b['device']}, {b['dtype']}",
-            f"decode: backend {d['backend']}{' (--no-fast)' if d['no_fast'] else ''}, greedy, "
+            f"decode: backend {d['backend']}, mode {d.get('mode')}{' (--no-fast)' if d['no_fast'] else ''}, greedy, "
             f"max {d['max_new_tokens']} new tokens; kb '{result['kb']}'; triage {d['triage']}; "
             f"context turns: {d['context_turns']}",
             "rates are fractions in [0, 1]; definitions: medchat/app/evaluation/grounded_metrics.py"]

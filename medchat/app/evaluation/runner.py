@@ -183,7 +183,7 @@ def run_eval(o: EvalOptions) -> dict:
         "out": str(final),
         "dataset": ds_info,
         "base": {"name": base_name, "fingerprint": info.get("fingerprint"), "device": info.get("device"),
-                 "dtype": info.get("dtype"), "backend": info.get("backend")},
+                 "dtype": info.get("dtype"), "backend": info.get("backend"), "decode_mode": info.get("decode_mode")},
         "generation": {"mode": mode, "batch_size": o.batch_size if mode == "batched" else 1, **settings.to_dict()},
         "rouge": {"tokenizer": M.MixedTokenizer.name, "measure": "f"},
         "bleu": {k: v for k, v in bleu.items() if k != "bleu4"},
