@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,21 @@ def embedded_available() -> bool:
     from medchat.core.models import embedded_gguf
 
     return embedded_gguf() is not None
+
+
+@pytest.fixture
+def hogs(monkeypatch):
+    """Every competing-load process the code under test starts, to check on it afterwards."""
+    started = []
+    from medchat.app import bench_load
+
+    real = bench_load.competing_load
+
+    @contextmanager
+    def spy(threads=None):
+        with real(threads) as proc:
+            started.append(proc)
+            yield proc
+
+    monkeypatch.setattr(bench_load, "competing_load", spy)
+    return started

@@ -6,7 +6,6 @@ from a `medchat ask` child in a fresh home. No speed or duration is asserted.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -27,20 +26,10 @@ def bench_args(*argv):
 
 
 @pytest.mark.slow
-def test_under_load_and_first_answer_reach_the_json(tiny_model_dir, tmp_path, monkeypatch, capsys):
+def test_under_load_and_first_answer_reach_the_json(tiny_model_dir, tmp_path, monkeypatch, capsys, hogs):
     from medchat.app.bench import run_all
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the `medchat ask` child imports this checkout
-    hogs = []
-    real_load = bench_load.competing_load
-
-    @contextmanager
-    def spy(threads=None):
-        with real_load(threads) as proc:
-            hogs.append(proc)
-            yield proc
-
-    monkeypatch.setattr(bench_load, "competing_load", spy)
     # the random tiny model never stops by itself: keep its first answer short
     monkeypatch.setattr(bench_load, "first_answer", partial(bench_load.first_answer, max_new_tokens=4))
     out = tmp_path / "bench.json"

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,22 +27,6 @@ def gone(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except FileNotFoundError:
         return True
-
-
-@pytest.fixture
-def hogs(monkeypatch):
-    """Every competing-load process the code under test starts, to check on it afterwards."""
-    started = []
-    real = bl.competing_load
-
-    @contextmanager
-    def spy(threads=None):
-        with real(threads) as proc:
-            started.append(proc)
-            yield proc
-
-    monkeypatch.setattr(bl, "competing_load", spy)
-    return started
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
