@@ -36,6 +36,7 @@ class FakeEngine:
         self.profile: Profile = self.store.get(BASE_PROFILE)
         self.calls: list[dict] = []  # (profile, messages) of every stream() call
         self.streaming = threading.Event()  # set while stream() is yielding
+        self.gate: threading.Event | None = None  # when given, a reply pauses after its first piece until set
 
     def use(self, name: str) -> Profile:
         profile = self.store.get(name)
@@ -75,6 +76,8 @@ class FakeEngine:
                 out.append(piece)
                 stats.completion_tokens += 1
                 yield piece
+                if self.gate is not None:
+                    self.gate.wait(timeout=120)  # a test holds the reply open (no race with its polling)
         finally:
             self.streaming.clear()
         stats.stop_reason, stats.text = reason, "".join(out)

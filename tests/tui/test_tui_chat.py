@@ -256,14 +256,17 @@ async def test_messages_typed_while_loading_are_in_the_history_before_any_answer
 
 
 async def test_a_message_typed_during_a_reply_is_committed_at_once_and_answered_after_it(make_app, history):
-    app, session, engine = make_app(delay=0.05)
+    app, session, engine = make_app()
+    engine.gate = threading.Event()  # "one" stays mid-reply until the test lets it finish
     async with app.run_test(size=SIZE) as pilot:
         await send(app, pilot, "one")
         await wait_until(lambda: engine.streaming.is_set(), pilot=pilot)
         await send(app, pilot, "two")
         await pilot.pause()
         during = [m["content"] for m in history.messages(session.conversation_id) if m["role"] == "user"]
-        assert during == ["one", "two"]  # in the database while "one" is still being answered
+        assert engine.streaming.is_set()  # "one" is still being answered ...
+        assert during == ["one", "two"]  # ... and both messages are already in the database
+        engine.gate.set()
         await wait_until(lambda: len(app.query(AssistantMessage)) == 2 and not app.busy, pilot=pilot)
         await idle(app, pilot)
     rows = [(m["role"], m["content"]) for m in history.messages(session.conversation_id)]
