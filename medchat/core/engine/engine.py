@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
+from medchat.core import threads
 from medchat.core.engine.decode import TAIL_GUARD, Sampler, TextStream, stop_token_ids
 from medchat.core.engine.prompt import render_ids, template_for, trim_messages
 from medchat.core.engine.protocol import GenerationStats, Stream, collect
-from medchat.core import threads
 from medchat.core.errors import UserError
 from medchat.core.models import LoadOptions, base_id, load_base
 from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore, require_chat
@@ -33,6 +33,7 @@ CALIBRATION_CHAT = [
 ]
 
 THREAD_CHECK_EVERY = 16  # tokens between looks at the machine's load (a few per second)
+
 
 class ChatEngine:
     def __init__(self, base: str | None = None, opts: LoadOptions | None = None,
