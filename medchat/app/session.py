@@ -267,6 +267,10 @@ class ChatSession:
         meta = dict(profile=self.profile.name, profile_chain=list(self.profile.chain), settings=settings.to_dict(),
                     sources=[passage_dict(p) for p in sources], triage=triage.to_dict() if triage is not None else None)
         parts, msg = [], {"role": "assistant", "content": ""}
+        prefix = self._coverage_notice(text, sources)
+        if prefix:
+            parts.append(prefix)
+            yield TurnEvent("chunk", text=prefix)
         try:
             stream = self.engine.stream(msgs, settings, cancel)
             while True:
@@ -283,7 +287,7 @@ class ChatSession:
             if self.history is not None and msg.get("id"):
                 self.history.delete_message(msg["id"])
             raise
-        reply = stats.text if stats.text else "".join(parts)
+        reply = prefix + stats.text if stats.text else "".join(parts)
         status = "cancelled" if stats.stop_reason == "cancelled" else "complete"
         msg["content"] = reply
         if self.history is not None:
@@ -296,6 +300,14 @@ class ChatSession:
         facts = self.last_key_facts = self.select_key_facts(text, sources)
         yield TurnEvent("done", text=reply, sources=sources, stats=stats, message_id=msg.get("id"),
                         key_facts=facts)
+
+    def _coverage_notice(self, text: str, sources: list) -> str:
+        """The fixed "not in the knowledge base" line (app/coverage.py), when the KB is searched."""
+        if self.kb_name is None or self._retriever is not None:  # off, or a caller's own retriever
+            return ""
+        from medchat.app.coverage import notice
+
+        return notice(text, sources)
 
     def _save_partial(self, msg: dict, parts: list[str], meta: dict) -> None:
         """Write the reply as it streams (status 'partial'), so a kill mid-reply keeps what was shown."""
