@@ -266,7 +266,8 @@ def _load_json(text: str, source: str, text_field: str | None, lines: bool) -> l
             section = str(rec.get("section", "")) if isinstance(rec, dict) else ""
             docs.append(Document(source, title or f"{_title_from_name(source)} #{n + 1}", [(section, body)], record=n))
     if records and not docs:
-        raise LoadError(f"no record has a text field ({', '.join(fields)}); choose one with --text-field")
+        named = ", ".join(json.dumps(f, ensure_ascii=False) for f in fields)  # escaped: a field name may hold "\r"
+        raise LoadError(f"no record has a text field ({named}); choose one with --text-field")
     return docs
 
 

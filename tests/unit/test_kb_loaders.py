@@ -145,6 +145,9 @@ def test_json_without_the_text_field_is_unreadable(tmp_path):
     with pytest.raises(LoadError, match="--text-field"):
         load_file(f, "q.json")
     assert load_file(f, "q.json", text_field="answer")[0].blocks[0][1] == "b"
+    with pytest.raises(LoadError) as err:  # a field name with a line break stays on the one error line
+        load_file(f, "q.json", text_field="ans\r\nwer")
+    assert "\n" not in str(err.value) and "\r" not in str(err.value) and '"ans\\r\\nwer"' in str(err.value)
 
 
 # ---------------------------------------------------------------- CSV
