@@ -61,7 +61,7 @@ class GenerationSettings:
         kind = int if name in ("top_k", "max_new_tokens", "seed") else float
         try:
             value = kind(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), e.g. from TOML
             raise UserError(f"{name} must be a{'n integer' if kind is int else ' number'}, got '{raw}'")
         lo, hi = self._BOUNDS[name]
         if not lo <= value <= hi:

@@ -23,6 +23,8 @@ def test_with_value_parses_and_returns_a_copy():
     ("repetition_penalty", "9", "between"),
     ("seed", "-1", "between"),
     ("warmth", "1", "unknown setting 'warmth'"),
+    ("top_k", float("inf"), "must be an integer"),  # int(inf) overflows; a TOML file can hold inf
+    ("temperature", float("nan"), "between"),
 ])
 def test_with_value_rejects_nonsense_with_one_clear_line(name, raw, needle):
     with pytest.raises(UserError, match=needle) as exc:
