@@ -28,6 +28,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from medchat.core.threads import cores
+
 FIRST_QUESTION = "What are the common symptoms of influenza, and when should I see a doctor?"
 
 HOG_SCRIPT = r"""
@@ -44,14 +46,6 @@ while os.getppid() == parent:  # the bench died without killing us (SIGKILL): do
     time.sleep(0.5)
 os._exit(0)
 """
-
-
-def cores() -> int:
-    """The cores this process may run on (the affinity mask, where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _stop(proc: subprocess.Popen) -> None:
