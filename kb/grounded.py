@@ -20,6 +20,7 @@ from pathlib import Path
 from medchat.core.errors import UserError
 
 DEFAULT_FILE = Path(__file__).parent / "data" / "grounded" / "questions.jsonl"
+TEMPLATES_FILE = Path(__file__).parent / "data" / "grounded" / "section_templates.json"
 SPLITS = ("test", "train", "all")
 TEST_BUCKETS = 3  # of 10
 
@@ -102,3 +103,19 @@ def select(questions: list[GroundedQuestion], split: str = "test", limit: int | 
         return chosen
     keep = {q.id for q in [q for q in chosen if q.covered][:limit] + [q for q in chosen if not q.covered][:limit]}
     return [q for q in chosen if q.id in keep]
+
+
+def section_templates(path: Path = TEMPLATES_FILE) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(section -> question templates with {n} for a condition's name, section -> follow-ups)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return data["questions"], data["follow_ups"]
+
+
+def condition_names(path: Path) -> list[str]:
+    """The title and the 'Also called' names of a KB markdown file, lower-cased unless an acronym."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    names = [lines[0].lstrip("# ").strip()]
+    for line in lines[1:4]:
+        if line.lower().startswith("also called:"):
+            names += [n.strip() for n in line.split(":", 1)[1].split(",") if n.strip()]
+    return [n if n.isupper() else n.lower() for n in names]

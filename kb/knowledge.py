@@ -25,7 +25,7 @@ class Passage:
     source: str
     title: str
     section: str
-    score: float  # reciprocal-rank-fusion score: the ranking key (higher is better)
+    score: float  # fused reciprocal-rank score (+ the section boost): the ranking key, higher is better
     chunk_id: str
     similarity: float = 0.0  # cosine similarity of query and passage (what `retrieve` thresholds)
 
@@ -272,6 +272,10 @@ class KnowledgeBase:
     def embedder_id(self) -> str:
         return self.manifest["embedder"]["id"]
 
+    def embedder(self):
+        """The embedder this KB was built with (loaded on first use)."""
+        return self._embedder()
+
     def _embedder(self):
         model = getattr(self, "_model", None)
         if model is None:
@@ -280,8 +284,10 @@ class KnowledgeBase:
             raise _mismatch(self.name, self.embedder_id, model.id)
         return model
 
-    def search(self, query: str, k: int = 5) -> list[Passage]:
-        """Hybrid search, best first: dense and BM25 candidates fused by reciprocal rank."""
+    def search(self, query: str, k: int = 5, rerank: bool = True) -> list[Passage]:
+        """Hybrid search, best first: dense and BM25 candidates fused by reciprocal rank; the top `k`
+        are then re-ranked by the section the question asks about (`kb.section_intent`)."""
+        from kb import section_intent
         from kb.index import rrf
 
         if k <= 0 or not query.strip() or not self.chunks:
@@ -300,6 +306,9 @@ class KnowledgeBase:
             c = self.chunks[iid]
             out.append(Passage(c.text, c.source, c.title, c.section, float(score), c.chunk_id,
                                float(cosine[iid])))
+        head = section_intent.load() if rerank and out else None
+        if head is not None:
+            out = section_intent.rerank(out, head.probabilities(query))
         return out
 
     def sources(self) -> list[str]:

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 import kb
-from kb.grounded import DEFAULT_FILE, load_questions, split_of
+from kb.grounded import DEFAULT_FILE, condition_names, load_questions, section_templates, split_of
 from medchat.app.session import format_context
 from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
@@ -34,27 +34,7 @@ OUT_DIR = ROOT / "trainer" / "samples"
 TRAIN_FILE, VAL_FILE, MANIFEST = "doctor_sft_train.json", "doctor_sft_val.json", "doctor_sft_manifest.json"
 SEEK = ("Red flags", "When to seek care")
 
-TEMPLATES = {
-    "Treatment": ["how do you treat {n}", "what meds for {n}?", "what is the treatment for {n}?", "how is {n} treated",
-                  "what can i take for {n}", "my doctor says i have {n}, what are the treatment options?",
-                  "how do u treat {n}", "whats the tretment for {n}", "best way to get rid of {n}?"],
-    "Diagnosis": ["how do doctors check for {n}", "what test shows {n}?", "how is {n} diagnosed?",
-                  "how do they know if its {n}", "do i need a test for {n}?", "how do they diagnose {n}"],
-    "Symptoms": ["what are the symptoms of {n}?", "how do i know if i have {n}", "signs of {n}?",
-                 "what does {n} feel like", "symtoms of {n}", "is {n} serious? what symptoms should i watch"],
-    "Overview": ["what is {n}?", "what causes {n}", "can you explain {n} simply", "is {n} serious?",
-                 "whats {n} exactly"],
-    "Red flags": ["when is {n} an emergency?", "what signs of {n} mean i need help fast", "danger signs with {n}?",
-                  "is {n} serious, what should worry me"],
-    "When to seek care": ["when should i see a doctor about {n}?", "should i go to the gp for {n}",
-                          "when do i need to worry about {n}", "do i need to see someone for {n}?"],
-}
-FOLLOW_UPS = {"Treatment": ["and how is it treated?", "what can they do for it", "ok and what meds help?"],
-              "Diagnosis": ["how do they test for it?", "how would a doctor confirm it?"],
-              "Symptoms": ["what are the symptoms?", "what signs should i look for"],
-              "Overview": ["what causes it?", "what is it exactly?"],
-              "When to seek care": ["when should i see a doctor?", "when do i need to get it checked"],
-              "Red flags": ["is it ever an emergency?", "what are the danger signs?"]}
+TEMPLATES, FOLLOW_UPS = section_templates()  # kb/data/grounded/section_templates.json
 ABSTAIN = [
     "The passages I have do not cover this, so I can't answer it reliably. Please ask a doctor or pharmacist.",
     "The reference passages here are about other topics and don't answer this question. A doctor or pharmacist "
@@ -76,16 +56,6 @@ STOP = set("a an the of to for and or in on is are it its my i do you how what c
 
 
 # --- the knowledge base ----------------------------------------------------------------------
-def condition_names(path: Path) -> list[str]:
-    """The title and the 'Also called' names of a KB file, lowercased."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    names = [lines[0].lstrip("# ").strip()]
-    for line in lines[1:4]:
-        if line.lower().startswith("also called:"):
-            names += [n.strip() for n in line.split(":", 1)[1].split(",") if n.strip()]
-    return [n if n.isupper() else n.lower() for n in names]
-
-
 def units(text: str) -> list[str]:
     """A passage's bullet items and sentences, each one statement."""
     out = []
