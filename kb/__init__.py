@@ -14,7 +14,8 @@ import threading
 from kb import store
 from kb.knowledge import DEFAULT_KB, KnowledgeBase, Passage, passage_dict
 
-__all__ = ["KnowledgeBase", "Passage", "passage_dict", "embedder_for", "list_kbs", "retrieve", "DEFAULT_MIN_SIMILARITY"]
+__all__ = ["KnowledgeBase", "Passage", "passage_dict", "embedder_for", "list_kbs", "retrieve", "turn_query",
+           "DEFAULT_MIN_SIMILARITY"]
 
 # Cosine similarity (all-MiniLM-L6-v2, normalised) a passage needs for `retrieve` to hand it to the
 # chat. Measured on the bundled KB (163 documents, 1010 chunks) with the 163 bundled questions: the
@@ -50,6 +51,13 @@ def retrieve(query: str, kb: str = DEFAULT_KB, k: int = 4, min_score: float | No
     threshold = DEFAULT_MIN_SIMILARITY if min_score is None else min_score
     hits = _cached(kb).search(query, k=max(k, 8))
     return [p for p in hits if p.similarity >= threshold][:k]
+
+
+def turn_query(earlier: list[str] | tuple[str, ...], text: str) -> str:
+    """What a chat turn searches with: the latest earlier user question, then this one, so a
+    follow-up ("and for children?") keeps its topic. The chat, the doctor SFT data and the section
+    head all build their queries here."""
+    return " ".join([*earlier[-1:], text])
 
 
 def embedder_for(kb: str = DEFAULT_KB):

@@ -272,10 +272,6 @@ class KnowledgeBase:
     def embedder_id(self) -> str:
         return self.manifest["embedder"]["id"]
 
-    def embedder(self):
-        """The embedder this KB was built with (loaded on first use)."""
-        return self._embedder()
-
     def _embedder(self):
         model = getattr(self, "_model", None)
         if model is None:

@@ -122,8 +122,10 @@ def questions_digest(questions) -> str:
 
 
 def query_text(question) -> str:
-    """The text a chat turn searches with: the previous user question, then this one (as the session does)."""
-    return " ".join([*question.context[-1:], question.question])
+    """What the chat would search with for a grounded question (its context, then the question)."""
+    from kb import turn_query
+
+    return turn_query(question.context, question.question)
 
 
 def template_questions(conditions: dict[str, list[str]], templates: dict[str, list[str]],

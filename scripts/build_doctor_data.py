@@ -173,7 +173,7 @@ class Builder:
         """Turn 1 answered from its own passages (kept plain, as the chat keeps it), then turn 2 with
         passages retrieved for 'previous question + new one'."""
         p1 = self.retrieve(first)
-        p2 = self.retrieve(f"{first} {second}")
+        p2 = self.retrieve(kb.turn_query([first], second))
         if not (self.clean(p1) and self.clean(p2)):
             return None
         a1 = self.answer(p1, first, source)

@@ -147,11 +147,11 @@ class ChatSession:
         users = [m["content"] for m in self.messages if m["role"] == "user"]
         if users and users[-1] == text:
             users.pop()
-        query = " ".join([*users[-1:], text])
-        if self._retriever is not None:
-            return list(self._retriever(query))
         import kb as kbmod
 
+        query = kbmod.turn_query(users, text)
+        if self._retriever is not None:
+            return list(self._retriever(query))
         return kbmod.retrieve(query, kb=self.kb_name)
 
     def select_key_facts(self, text: str, sources: list) -> list:
