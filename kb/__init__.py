@@ -10,12 +10,13 @@ Importing this package is cheap: torch, sentence-transformers, faiss and bm25s l
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 
 from kb import store
 from kb.knowledge import DEFAULT_KB, KnowledgeBase, Passage, passage_dict
 
 __all__ = ["KnowledgeBase", "Passage", "passage_dict", "embedder_for", "list_kbs", "retrieve", "turn_query",
-           "DEFAULT_MIN_SIMILARITY"]
+           "warm", "DEFAULT_MIN_SIMILARITY"]
 
 # Cosine similarity (all-MiniLM-L6-v2, normalised) a passage needs for `retrieve` to hand it to the
 # chat. Measured on the bundled KB (163 documents, 1010 chunks) with the 163 bundled questions: the
@@ -27,10 +28,33 @@ DEFAULT_MIN_SIMILARITY = 0.32
 
 _open: dict[str, KnowledgeBase] = {}
 _open_lock = threading.Lock()
+_warming: dict[str, Future] = {}
 
 
-def _cached(name: str) -> KnowledgeBase:
+def warm(name: str = DEFAULT_KB) -> Future:
+    """Open KB `name` and load its embedder and indexes in a background thread (a first use may also
+    build its index), so that work overlaps loading the chat model instead of delaying the first answer.
+    The future's result() re-raises what went wrong; `retrieve` and `embedder_for` wait for it first."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            _cached(name, wait=False).search("warm-up", k=1)
+            future.set_result(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(exc)
+
+    _warming[str(store.kb_path(name))] = future
+    threading.Thread(target=run, name=f"kb-warm-{name}", daemon=True).start()
+    return future
+
+
+def _cached(name: str, wait: bool = True) -> KnowledgeBase:
     key = str(store.kb_path(name))  # by location: MEDCHAT_HOME may change (tests, profiles)
+    pending = _warming.get(key) if wait else None
+    if pending is not None:  # one load at a time; its error, if any, the search below meets again
+        pending.exception()
+        _warming.pop(key, None)
     with _open_lock:
         kb = _open.get(key)
         if kb is None:

@@ -64,10 +64,20 @@ def resolve_id(spec: str | None) -> str:
 
 
 class SentenceTransformerEmbedder:
+    """A sentence-transformers folder. A plain BERT + mean-pooling folder (the default) runs on
+    kb.bert_embedder, which computes the same vectors without importing sentence-transformers (5-6 s
+    at every start); any other folder loads through sentence-transformers."""
+
     def __init__(self, embedder_id: str):
+        from kb import bert_embedder
+
         self.id = embedder_id
         location = self._location(embedder_id)
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if bert_embedder.supported(Path(location)):
+            self.model = bert_embedder.BertMeanEmbedder(Path(location), embedder_id)
+            self.dim = self.model.dim
+            return
         try:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
@@ -103,10 +113,15 @@ class SentenceTransformerEmbedder:
         import numpy as np
         import torch
 
+        from kb.bert_embedder import BertMeanEmbedder
+
         # inference_mode skips autograd bookkeeping; it matters for single-query latency
         with torch.inference_mode():
-            vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
+            if isinstance(self.model, BertMeanEmbedder):
+                vecs = self.model.encode(texts, batch_size=batch_size)
+            else:
+                vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
         return np.ascontiguousarray(vecs, dtype="float32")
 
 

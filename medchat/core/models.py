@@ -10,6 +10,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from medchat.core import paths
 from medchat.core.errors import UserError
@@ -167,41 +168,79 @@ def fingerprint(model_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def load_base(base: str | None, opts: LoadOptions | None = None):
-    """Load (model, tokenizer, info) for `base`. `info` carries name, dir, device, dtype, fingerprint."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_base(base: str | None, opts: LoadOptions | None = None, parts: bool = False,
+              on_parts: Callable | None = None):
+    """Load (model, tokenizer, info) for `base`. `info` carries name, dir, device, dtype, fingerprint.
 
+    parts=True (the fast decode path): when engine.llama_parts can read the model straight from its
+    directory, `model` is those LlamaParts and no transformers model is built (seconds saved at every
+    start); otherwise it is the transformers model as usual. on_parts(parts, device) is called as soon
+    as the parts are read, before the tokenizer loads, so the caller can prepare its backend meanwhile."""
     opts = opts or LoadOptions()
     model_dir = resolve_base(base)
     device = pick_device(opts.device)
     dtype = pick_dtype(device, opts.dtype)
-    kwargs: dict = {"dtype": dtype, "trust_remote_code": opts.trust_remote_code}
-    if opts.load_in_4bit or opts.load_in_8bit:
-        if not device.startswith("cuda"):
-            raise UserError("--load-in-4bit/--load-in-8bit need a CUDA GPU; drop the flag on CPU")
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=opts.load_in_4bit, load_in_8bit=opts.load_in_8bit,
-            bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
-        kwargs["device_map"] = {"": 0}
+    quantized = opts.load_in_4bit or opts.load_in_8bit
+    if quantized and not device.startswith("cuda"):
+        raise UserError("--load-in-4bit/--load-in-8bit need a CUDA GPU; drop the flag on CPU")
     try:
-        tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=opts.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+        model = None
+        if parts and not quantized and device != "mps":
+            from medchat.core.engine.llama_parts import from_dir
+
+            model = from_dir(model_dir, dtype, device)
+            if model is not None and on_parts is not None:
+                on_parts(model, device)
+        tok = load_tokenizer(model_dir, opts.trust_remote_code)
+        if model is None:
+            model = _hf_model(model_dir, device, dtype, opts)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise UserError(f"'{base}' needs custom code; re-run with --trust-remote-code if you trust it") from None
         raise
-    if "quantization_config" not in kwargs:
-        model.to(device)
-    model.eval()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     info = {"name": base or DEFAULT_BASE, "dir": str(model_dir), "device": device,
             "dtype": str(dtype).replace("torch.", ""), "fingerprint": fingerprint(model_dir),
             "quantized": "4bit" if opts.load_in_4bit else "8bit" if opts.load_in_8bit else None}
     return model, tok, info
+
+
+# tokenizer_config classes that are the generic `tokenizers` backend itself, which AutoTokenizer would
+# also return: loaded directly, we skip AutoTokenizer's scan of every model package (~1 s a start).
+_GENERIC_TOKENIZERS = {"TokenizersBackend", "PreTrainedTokenizerFast"}
+
+
+def load_tokenizer(model_dir: Path, trust_remote_code: bool = False):
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        cls = json.loads((Path(model_dir) / "tokenizer_config.json").read_text()).get("tokenizer_class")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        cls = None
+    if cls in _GENERIC_TOKENIZERS and (Path(model_dir) / "tokenizer.json").is_file():
+        return PreTrainedTokenizerFast.from_pretrained(model_dir)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+
+
+def _hf_model(model_dir: Path, device: str, dtype, opts: LoadOptions):
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict = {"dtype": dtype, "trust_remote_code": opts.trust_remote_code}
+    if opts.load_in_4bit or opts.load_in_8bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=opts.load_in_4bit, load_in_8bit=opts.load_in_8bit,
+            bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+        kwargs["device_map"] = {"": 0}
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+    if "quantization_config" not in kwargs:
+        model.to(device)
+    model.eval()
+    return model
 
 
 def hub_revision(base: str | None, base_dir: Path) -> str:

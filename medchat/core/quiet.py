@@ -7,7 +7,9 @@ Hidden by default:
 - bitsandbytes' "Failed to load CPU gemm_4bit_forward ..." warning, logged when peft imports it on a
   CPU with AVX512-BF16 (the optional kernel only matters for 4-bit on CPU, which we never use);
 - torch's deprecation warning for quantized tensor creation, raised by the int8 decode path
-  (`library_warnings()` around that call).
+  (`library_warnings()` around that call);
+- transformers' FutureWarning that `is_gradient_checkpointing` is deprecated, raised when peft wraps
+  a model for training (peft's call, not ours).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def configure(verbose_flag: bool = False) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning, message=r"`is_gradient_checkpointing` is deprecated")
     for name in ("bitsandbytes", "sentence_transformers", "huggingface_hub", "accelerate", "peft"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if "transformers" in sys.modules:  # imported already: the environment is read too late

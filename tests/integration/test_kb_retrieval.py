@@ -142,3 +142,41 @@ def test_unloadable_embedder_is_a_user_error(tmp_path):
         with pytest.raises(UserError, match="cannot load embedder .*pass a local sentence-transformers folder"):
             KnowledgeBase.build([DOCS], "bad", embedder=spec)
     assert not (paths.kb_dir() / "bad").exists()
+
+
+def test_warm_up_runs_beside_the_caller_and_retrieve_waits_for_it(fx, monkeypatch):
+    """`kb.warm` opens the KB in a thread; a search started meanwhile waits for it instead of
+    loading the same KB a second time."""
+    import threading
+
+    import kb as kbmod
+
+    opened, gate = [], threading.Event()
+    real_open = KnowledgeBase.open.__func__
+
+    def slow_open(cls, name="default", **kw):
+        opened.append(threading.current_thread().name)
+        gate.wait(30)
+        return real_open(cls, name, **kw)
+
+    monkeypatch.setattr(KnowledgeBase, "open", classmethod(slow_open))
+    monkeypatch.setattr(kbmod, "_open", {})  # not opened by an earlier test
+    future = kbmod.warm("fx")
+    result: list = []
+    searcher = threading.Thread(target=lambda: result.append(retrieve("How is Velmora fever treated?", kb="fx")))
+    searcher.start()
+    searcher.join(0.3)
+    assert searcher.is_alive() and not future.done()  # both wait on the one load
+    gate.set()
+    searcher.join(60)
+    assert future.result(60) is None and result[0][0].source == "velmora-fever.md"
+    assert opened == ["kb-warm-fx"]  # opened once, by the warm-up thread
+
+
+def test_a_failed_warm_up_is_reported_by_the_first_search():
+    import kb as kbmod
+
+    future = kbmod.warm("no-such-kb")
+    assert isinstance(future.exception(60), UserError)
+    with pytest.raises(UserError, match="no-such-kb"):
+        retrieve("anything", kb="no-such-kb")

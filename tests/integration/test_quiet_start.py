@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,17 @@ def test_ask_is_quiet_and_verbose_shows_library_output(tmp_path, tiny_model_dir)
     loud = _medchat("--verbose", *ask, "--device", "cpu", "--decode-mode", "dynamic-int8", home=tmp_path)
     assert loud.returncode == 0, loud.stderr
     assert "quantize_per" in loud.stderr, loud.stderr
+
+
+@pytest.mark.slow
+def test_train_is_quiet(tmp_path, tiny_model_dir):
+    """A training run: our progress lines only (peft's deprecation warnings and the weight-loading
+    bars stay hidden)."""
+    data = tmp_path / "d.json"
+    data.write_text('[{"instruction": "What helps a fever?", "input": "", "output": "Drink fluids and rest."}]')
+    run = _medchat("train", "--stage", "sft", "--base", tiny_model_dir, "--dataset", data, "--name", "q",
+                   "--max-steps", "1", "--val-size", "0", "--lora-r", "2", home=tmp_path / "home")
+    assert run.returncode == 0, run.stderr
+    assert "sft q" in run.stderr  # our own progress stays
+    library = re.compile(r"Warning|warnings\.warn|Loading weights|it/s\]|Failed to load")
+    assert [ln for ln in run.stderr.splitlines() if library.search(ln)] == [], run.stderr

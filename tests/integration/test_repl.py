@@ -152,7 +152,8 @@ def test_cli_chat_goes_on_without_a_broken_kb(monkeypatch, capsys):
         raise RuntimeError("index file missing")
 
     monkeypatch.setattr(chat, "make_engine", lambda args, config=None: FakeEngine(install_fake_profiles(ProfileStore())))
-    monkeypatch.setattr(kb, "retrieve", broken)
+    monkeypatch.setattr(kb, "_open", {})  # no KB opened by an earlier test
+    monkeypatch.setattr(kb.KnowledgeBase, "open", classmethod(broken))  # the warm-up started beside the model load fails
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello?\n/kb\n"))
     assert main(["chat"]) == 0
     out, err = capsys.readouterr()

@@ -15,12 +15,22 @@ from medchat.core.profiles import ProfileStore
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_protocol_and_the_package_import_without_torch():
-    code = ("import sys; import medchat.core.engine.protocol; from medchat.core.engine import Engine, GenerationStats; "
-            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+def heavy_modules_after(code: str) -> str:
+    """Which of torch, transformers and sentence-transformers a fresh interpreter holds after `code`."""
+    code += "; import sys; print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    return out.stdout.strip()
+
+
+def test_the_protocol_and_the_package_import_without_torch():
+    assert heavy_modules_after("import medchat.core.engine.protocol; "
+                               "from medchat.core.engine import Engine, GenerationStats") == "[]"
+
+
+def test_building_the_cli_parser_imports_no_heavy_library():
+    """Every command builds the whole parser first: a torch import there (1-2 s) taxed even `kb list`."""
+    assert heavy_modules_after("from medchat.app.cli import build_parser; build_parser()") == "[]"
 
 
 def test_old_location_re_exports_the_same_stats_class():

@@ -50,20 +50,21 @@ def build_session(args, history, progress=None, notes: list | None = None, confi
     progress = progress or (lambda label: None)
     notes = notes if notes is not None else []
     config = config or app_config(args)
+    name = kb_name(args, config)
+    import kb as kbmod
+
+    # the first use of a KB may build its index (minutes): start it now, beside the model load,
+    # rather than inside the first reply
+    warming = kbmod.warm(name) if name is not None else None
     engine = make_engine(args, config)
-    session = ChatSession(engine, history=history, kb=kb_name(args, config),
+    session = ChatSession(engine, history=history, kb=name,
                           triage=load_triager(config.region, config.emergency_number or None),
                           key_facts=config.key_facts)
-    if session.kb_name is not None:
-        # the first use of a KB may build its index (minutes): do it now, under the loading label,
-        # rather than inside the first reply
-        progress(f"preparing knowledge base {session.kb_name}…")
-        try:
-            import kb as kbmod
-
-            kbmod.retrieve("warm-up", kb=session.kb_name, k=1)
-        except Exception as exc:  # chat still works without it
-            notes.append(f"knowledge base '{session.kb_name}' is unavailable ({exc}); answering without it. "
+    if warming is not None:
+        progress(f"preparing knowledge base {name}…")
+        exc = warming.exception()
+        if exc is not None:  # chat still works without it
+            notes.append(f"knowledge base '{name}' is unavailable ({exc}); answering without it. "
                          "/kb on tries again")
             session.kb_name = None
     if args.resume:

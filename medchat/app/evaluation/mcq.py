@@ -29,8 +29,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import torch
-
 from medchat.core.errors import UserError
 from medchat.app.evaluation.mcq_formats import MCQItem, MCQSet, load_mcq
 from medchat.core.models import LoadOptions
@@ -75,9 +73,15 @@ def encode_item(engine, item: MCQItem) -> tuple[list[int], list[list[int]]]:
     return prompt + prefix, conts
 
 
-@torch.inference_mode()
 def option_logprobs(engine, items: list[MCQItem], batch_size: int = 8) -> OptionScores:
     """Scores of every option under the engine's active profile (the transformers backend)."""
+    import torch  # here, not at import: building the CLI's parser imports this module
+
+    with torch.inference_mode():
+        return _option_logprobs(engine, items, batch_size)
+
+
+def _option_logprobs(engine, items: list[MCQItem], batch_size: int) -> OptionScores:
     model = engine.hf_model()
     if model is None:
         raise ValueError("option scoring needs the transformers backend (ChatEngine(fast=False))")
@@ -95,6 +99,8 @@ def option_logprobs(engine, items: list[MCQItem], batch_size: int = 8) -> Option
 def _score_batch(model, batch: list[tuple[list[int], list[list[int]]]], pad_id: int, device) -> OptionScores:
     """One forward for the questions' prompts (left-padded), then one for all their options on copies
     of that KV cache (right-padded), so a prompt is computed once however many options it has."""
+    import torch
+
     k = max(len(conts) for _, conts in batch)  # option rows per question (missing ones stay masked)
     width = max(len(prompt) for prompt, _ in batch)
     cwidth = max(len(c) for _, conts in batch for c in conts)

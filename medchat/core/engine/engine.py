@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -35,6 +36,21 @@ CALIBRATION_CHAT = [
 THREAD_CHECK_EVERY = 16  # tokens between looks at the machine's load (a few per second)
 
 
+def _fast_mode(parts, device: str, decode_mode: str | None, quantize: bool | None) -> str:
+    """The fast path's decode mode: the one asked for, else the default for this device and dtype."""
+    from medchat.core.engine import fast_llama
+
+    float32 = parts.dtype == torch.float32
+    if decode_mode is None:
+        cpu_float = device == "cpu" and float32
+        decode_mode = (fast_llama.DEFAULT_CPU_MODE if quantize is None
+                       else fast_llama.LOSSY_CPU_MODE if quantize and cpu_float else "float")
+    if decode_mode != "float" and not float32:
+        raise UserError(f"decode mode '{decode_mode}' needs a float32 base; pass --dtype float32 "
+                        "or --decode-mode float")
+    return decode_mode
+
+
 class ChatEngine:
     def __init__(self, base: str | None = None, opts: LoadOptions | None = None,
                  store: ProfileStore | None = None, fast: bool = True, quantize: bool | None = None,
@@ -44,8 +60,9 @@ class ChatEngine:
         quantize is the older switch: False = "float", True = fast_llama.LOSSY_CPU_MODE on CPU float32.
         adaptive_threads: decode with at most the cores other processes leave free (core/threads.py),
         up to torch's thread count at load time; False keeps that count fixed (an explicit setting)."""
-        from medchat.core.engine import fast_llama
+        from medchat.core.engine import fast_llama, llama_parts
         from medchat.core.engine.hf_backend import HFBackend
+        from medchat.core.engine.llama_parts import LlamaParts
 
         if decode_mode is not None:
             try:
@@ -53,22 +70,34 @@ class ChatEngine:
             except ValueError as exc:
                 raise UserError(f"{exc}; pass --decode-mode with one of those") from None
         self.opts = opts or LoadOptions()
-        model, self.tokenizer, self.info = load_base(base, self.opts)
+        building: dict = {}
+
+        def on_parts(parts: LlamaParts, device: str) -> None:
+            """Build the fast backend in a thread while the tokenizer loads (the weight copies release
+            the GIL; the tokenizer's imports mostly hold it). dynamic-int8 calibrates on tokenized text,
+            so it waits for the tokenizer."""
+            mode = _fast_mode(parts, device, decode_mode, quantize)
+            if mode != "dynamic-int8":
+                pool = ThreadPoolExecutor(1, thread_name_prefix="medchat-load")
+                building["backend"] = pool.submit(fast_llama.FastLlama, parts, mode=mode)
+                pool.shutdown(wait=False)
+
+        model, self.tokenizer, self.info = load_base(base, self.opts, parts=fast, on_parts=on_parts)
         self.base_name = base_id(base)
         self.store = store or ProfileStore()
         self.config = model.config
         self.context_limit = min(int(getattr(model.config, "max_position_embeddings", context_limit)), context_limit)
-        if fast and fast_llama.supports(model) and self.info["device"] != "mps":
-            if decode_mode is None:
-                cpu_float = self.info["device"] == "cpu" and model.dtype == torch.float32
-                decode_mode = (fast_llama.DEFAULT_CPU_MODE if quantize is None
-                               else fast_llama.LOSSY_CPU_MODE if quantize and cpu_float else "float")
-            if decode_mode != "float" and model.dtype != torch.float32:
-                raise UserError(f"decode mode '{decode_mode}' needs a float32 base; pass --dtype float32 "
-                                "or --decode-mode float")
+        parts = model if isinstance(model, LlamaParts) else None
+        self.info["loader"] = "safetensors" if parts is not None else "transformers"
+        if parts is None and fast and fast_llama.supports(model) and self.info["device"] != "mps":
+            parts = llama_parts.from_hf(model)
+        if "backend" in building:
+            self.backend = building["backend"].result()
+        elif parts is not None:
+            mode = _fast_mode(parts, self.info["device"], decode_mode, quantize)
             calib = (render_ids(self.tokenizer, CALIBRATION_CHAT, template_for(self.tokenizer), False)
-                     if decode_mode == "dynamic-int8" else None)
-            self.backend = fast_llama.FastLlama(model, mode=decode_mode, calibration_ids=calib)
+                     if mode == "dynamic-int8" else None)
+            self.backend = fast_llama.FastLlama(parts, mode=mode, calibration_ids=calib)
         else:
             self.backend = HFBackend(model)
         self.info["backend"] = self.backend.kind + ("-int8" if getattr(self.backend, "quantized", False) else "")

@@ -16,18 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medchat.core.engine.llama_parts import Linear, LlamaParts, supported_config
 from medchat.core.engine.lora_weights import LoraModule, load_lora
 from medchat.core.quiet import library_warnings
 
-SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
 _FUSED = {"qkv": ("q_proj", "k_proj", "v_proj"), "o": ("o_proj",), "gate_up": ("gate_proj", "up_proj"),
           "down": ("down_proj",)}
 
 
 def supports(model) -> bool:
-    cfg = model.config
-    return (getattr(cfg, "model_type", "") in SUPPORTED_TYPES and not getattr(model, "is_quantized", False)
-            and getattr(cfg, "hidden_act", "silu") == "silu")
+    return supported_config(model.config) and not getattr(model, "is_quantized", False)
 
 
 class Int8Linear(nn.Module):
@@ -105,17 +103,15 @@ class FusedLinear(nn.Module):
         self.names = names
         self.sizes = [lin.out_features for lin in linears]
         self.in_features = linears[0].in_features
-        weight = torch.cat([lin.weight.detach() for lin in linears], 0)
+        # one projection is used as it is (no copy of a weight that may be memory-mapped from disk)
+        join = (lambda ts: ts[0]) if len(linears) == 1 else (lambda ts: torch.cat(ts, 0))
+        weight = join([lin.weight.detach() for lin in linears])
         biases = [lin.bias for lin in linears]
-        bias = torch.cat([b.detach() for b in biases], 0) if biases[0] is not None else None
+        bias = join([b.detach() for b in biases]) if biases[0] is not None else None
         if quantize:
             self.base = _quantize(weight, bias, quantize)
         else:
-            self.base = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
-                                  device=weight.device, dtype=weight.dtype)
-            self.base.weight.data = weight
-            if bias is not None:
-                self.base.bias.data = bias
+            self.base = Linear(weight, bias)  # nn.Linear would first fill a random weight (0.5 s a start)
         self.inv_smooth: torch.Tensor | None = None  # SmoothQuant: x / s before the int8 GEMV
         self.lora_a: torch.Tensor | None = None  # (R, in)
         self.lora_b: torch.Tensor | None = None  # (out, R), scale folded in
@@ -187,12 +183,12 @@ class FastLlama:
 
     kind = "fast"
 
-    def __init__(self, model, mode: str = "float", calibration_ids: list[int] | None = None):
-        """mode: a DECODE_MODES key; calibration_ids feed dynamic-int8's SmoothQuant pass."""
-        cfg = model.config
-        inner = model.model
-        self.device = next(model.parameters()).device
-        self.dtype = next(model.parameters()).dtype
+    def __init__(self, parts: LlamaParts, mode: str = "float", calibration_ids: list[int] | None = None):
+        """parts: llama_parts.from_hf(model) or from_dir(...); mode: a DECODE_MODES key;
+        calibration_ids feed dynamic-int8's SmoothQuant pass."""
+        cfg = parts.config
+        self.device = parts.device
+        self.dtype = parts.dtype
         mode = canonical_mode(mode)
         if mode != "float" and self.dtype != torch.float32:
             raise ValueError("int8 fast path expects a float32 model")
@@ -203,17 +199,16 @@ class FastLlama:
         self.n_heads = cfg.num_attention_heads
         self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
-        self.embed = inner.embed_tokens
-        self.rotary = inner.rotary_emb
-        self.norm = inner.norm
+        self.embed = parts.embed
+        self.rotary = parts.rotary
+        self.norm = parts.norm
         self.layers = []
-        for layer in inner.layers:
-            att, mlp = layer.self_attn, layer.mlp
-            fused = {key: FusedLinear([getattr(att if key in ("qkv", "o") else mlp, n) for n in names],
-                                      names, mode if self.quantized and not dynamic and key not in float_keys else None)
+        for layer in parts.layers:
+            fused = {key: FusedLinear([layer[n] for n in names], names,
+                                      mode if self.quantized and not dynamic and key not in float_keys else None)
                      for key, names in _FUSED.items()}
-            self.layers.append((layer.input_layernorm, layer.post_attention_layernorm, fused))
-        head = model.get_output_embeddings()
+            self.layers.append((layer["input_layernorm"], layer["post_attention_layernorm"], fused))
+        head = parts.head
         if dynamic:  # smoothed and quantized with the projections below
             self.lm_head = FusedLinear([head], ("lm_head",), quantize=None)
         else:
