@@ -16,7 +16,7 @@ from kb import store
 from kb.knowledge import DEFAULT_KB, KnowledgeBase, Passage, passage_dict
 
 __all__ = ["KnowledgeBase", "Passage", "passage_dict", "embedder_for", "list_kbs", "retrieve", "turn_query",
-           "warm", "DEFAULT_MIN_SIMILARITY"]
+           "vocabulary", "warm", "DEFAULT_MIN_SIMILARITY"]
 
 # Cosine similarity (all-MiniLM-L6-v2, normalised) a passage needs for `retrieve` to hand it to the
 # chat. Measured on the bundled KB (163 documents, 1010 chunks) with the 163 bundled questions: the
@@ -29,6 +29,7 @@ DEFAULT_MIN_SIMILARITY = 0.32
 _open: dict[str, KnowledgeBase] = {}
 _open_lock = threading.Lock()
 _warming: dict[str, Future] = {}
+_vocab: dict[str, tuple] = {}
 
 
 def warm(name: str = DEFAULT_KB) -> Future:
@@ -88,6 +89,20 @@ def embedder_for(kb: str = DEFAULT_KB):
     """The embedder KB `kb` was built with (loaded once per process), e.g. to score sentences of
     its passages against a question on the same scale as `retrieve`."""
     return _cached(kb)._embedder()
+
+
+def vocabulary(kb: str = DEFAULT_KB) -> frozenset:
+    """Every word (3+ letters, lowercase) of KB `kb`'s chunks, titles and aliases included; recomputed
+    when the KB changes. Lets the chat tell a term the KB never mentions from one it ranked low."""
+    import re
+
+    base = _cached(kb)
+    key = (base.manifest.get("version"), len(base.chunks))
+    cached = _vocab.get(base.name)
+    if cached is None or cached[0] != key:
+        words = frozenset(re.findall(r"[a-z]{3,}", " ".join(c.embed_text() for c in base.chunks.values()).lower()))
+        _vocab[base.name] = cached = (key, words)
+    return cached[1]
 
 
 def list_kbs() -> list[dict]:

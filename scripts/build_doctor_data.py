@@ -254,7 +254,7 @@ def build(seed: int = 13, n_train: int = 900, n_val: int = 60) -> tuple[list, li
             if ex:
                 pools["abstain"].append((c, ex))
 
-    shares = {"abstain": 0.12, "follow-up": 0.15}
+    shares = {"abstain": 0.16, "follow-up": 0.15}
     train, val = [], []
     for kind, pool in pools.items():
         rng.shuffle(pool)

@@ -305,9 +305,11 @@ class ChatSession:
         """The fixed "not in the knowledge base" line (app/coverage.py), when the KB is searched."""
         if self.kb_name is None or self._retriever is not None:  # off, or a caller's own retriever
             return ""
+        import kb as kbmod
+
         from medchat.app.coverage import notice
 
-        return notice(text, sources)
+        return notice(text, sources, kbmod.vocabulary(self.kb_name))
 
     def _save_partial(self, msg: dict, parts: list[str], meta: dict) -> None:
         """Write the reply as it streams (status 'partial'), so a kill mid-reply keeps what was shown."""

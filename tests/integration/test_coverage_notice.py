@@ -3,6 +3,7 @@ when no retrieved passage is similar enough; never when the KB is off; counted a
 
 from __future__ import annotations
 
+import pytest
 from tests.support.fake_engine import FakeEngine
 
 from kb.knowledge import Passage
@@ -56,3 +57,20 @@ def test_a_covered_question_and_a_session_without_the_kb_get_no_notice(tmp_path)
     off, _ = _session(tmp_path / "off", [], kb=None)
     done = [e for e in off.send("How is shingles treated?") if e.kind == "done"][0]
     assert done.text == "Rest and fluids."
+
+
+VOCAB = frozenset({"shingles", "treated", "antivirals", "sarcoidosis", "treatment", "ringworm"})
+
+
+@pytest.mark.skipif(not coverage._common_words(), reason="the default embedder's vocabulary is not installed")
+def test_a_rare_term_the_kb_never_mentions_gets_the_notice_despite_close_passages():
+    close = [passage(0.9)]
+    assert coverage.unknown_terms("what is the treatment for keratoconus?", VOCAB) == ["keratoconus"]
+    assert coverage.notice("what is the treatment for keratoconus?", close, VOCAB) == coverage.NOTICE["en"]
+    # known to the KB, even misspelt; everyday words (whole words of the embedder's vocabulary); short words
+    assert coverage.unknown_terms("how is sarcoidossis treated?", VOCAB) == []
+    assert coverage.unknown_terms("which medication helps children breathing?", VOCAB) == []
+    assert coverage.unknown_terms("is a zoster rash bad", VOCAB) == []
+    assert coverage.notice("how is sarcoidosis treated?", close, VOCAB) == ""
+    # no vocabulary (a caller's own retriever): the similarity alone decides
+    assert coverage.notice("what is the treatment for keratoconus?", close) == ""

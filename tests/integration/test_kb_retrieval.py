@@ -180,3 +180,13 @@ def test_a_failed_warm_up_is_reported_by_the_first_search():
     assert isinstance(future.exception(60), UserError)
     with pytest.raises(UserError, match="no-such-kb"):
         retrieve("anything", kb="no-such-kb")
+
+
+def test_vocabulary_holds_the_kb_words_and_follows_its_changes(fx, tmp_path):
+    import kb as kbmod
+
+    words = kbmod.vocabulary("fx")
+    assert {"velmora", "fever"} <= words and "keratoconus" not in words
+    (tmp_path / "eye.md").write_text("# Keratoconus\n\n## Treatment\nRigid contact lenses and corneal cross-linking.\n")
+    KnowledgeBase.open("fx").add([tmp_path / "eye.md"])
+    assert kbmod.vocabulary("fx") >= words | {"keratoconus", "corneal"}  # the added document's words join
