@@ -44,6 +44,8 @@ def build_session(args, history, progress=None, notes: list | None = None, confi
     Slow, so the TUI calls it in a worker thread; `progress(label)` reports each stage and `notes`
     collects lines to show once the chat opens.
     """
+    import kb as kbmod
+
     from medchat.app.session import ChatSession
     from medchat.app.triage import load_triager
 
@@ -51,8 +53,6 @@ def build_session(args, history, progress=None, notes: list | None = None, confi
     notes = notes if notes is not None else []
     config = config or app_config(args)
     name = kb_name(args, config)
-    import kb as kbmod
-
     # the first use of a KB may build its index (minutes): start it now, beside the model load,
     # rather than inside the first reply
     warming = kbmod.warm(name) if name is not None else None
