@@ -97,11 +97,12 @@ def vocabulary(kb: str = DEFAULT_KB) -> frozenset:
     import re
 
     base = _cached(kb)
-    key = (base.manifest.get("version"), len(base.chunks))
-    cached = _vocab.get(base.name)
-    if cached is None or cached[0] != key:
+    where = str(store.kb_path(kb))  # by location, like the open KBs
+    version = (base.manifest.get("version"), len(base.chunks))
+    cached = _vocab.get(where)
+    if cached is None or cached[0] != version:
         words = frozenset(re.findall(r"[a-z]{3,}", " ".join(c.embed_text() for c in base.chunks.values()).lower()))
-        _vocab[base.name] = cached = (key, words)
+        _vocab[where] = cached = (version, words)
     return cached[1]
 
 

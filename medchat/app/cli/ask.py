@@ -35,13 +35,14 @@ def run(args) -> int:
     config = app_config(args)
     region_for(config)  # an unknown region is reported before the model loads
     t0 = time.perf_counter()
-    if kb_name(args, config) is not None:
+    kb_choice = kb_name(args, config)
+    if kb_choice is not None:
         import kb as kbmod
 
-        kbmod.warm(kb_name(args, config))  # beside the model load; the first search waits for it
+        kbmod.warm(kb_choice)  # beside the model load; the first search waits for it
     engine = make_engine(args, config)
     load_s = time.perf_counter() - t0
-    session = ChatSession(engine, history=None, kb=kb_name(args, config), system_prompt=args.system,
+    session = ChatSession(engine, history=None, kb=kb_choice, system_prompt=args.system,
                           triage=load_triager(config.region, config.emergency_number or None),
                           key_facts=config.key_facts)
     if args.kb not in (None, "default") and not args.no_kb:

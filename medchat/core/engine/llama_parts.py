@@ -144,9 +144,8 @@ def from_dir(model_dir: Path, dtype: torch.dtype, device: str) -> LlamaParts | N
         return None
     files = _weight_files(model_dir)
     theta = _rope_theta(cfg)
-    if (files is None or theta is None or cfg.get("model_type") not in SUPPORTED_TYPES
-            or cfg.get("hidden_act", "silu") != "silu" or cfg.get("sliding_window") and cfg.get("use_sliding_window")
-            or cfg.get("quantization_config")):
+    if (files is None or theta is None or not supported_config(SimpleNamespace(**cfg))
+            or cfg.get("sliding_window") and cfg.get("use_sliding_window") or cfg.get("quantization_config")):
         return None
     from safetensors.torch import load_file
 
