@@ -72,10 +72,13 @@ class BertMeanEmbedder:
         with self._torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
-                out[rows] = self._batch([texts[i] for i in rows]).numpy()
+                pooled = self.pooled([texts[i] for i in rows])
+                out[rows] = self._torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
         return out
 
-    def _batch(self, texts: list[str]):
+    def pooled(self, texts: list[str]):
+        """The mean of the last layer's token vectors under the attention mask (before normalisation), as a
+        torch tensor (n, dim); differentiable with respect to `self.w` outside inference mode."""
         torch, w = self._torch, self.w
         F = torch.nn.functional
         encs = self.tokenizer.encode_batch(texts)
@@ -107,5 +110,4 @@ class BertMeanEmbedder:
                    p + "attention.output.LayerNorm")
             x = ln(lin(F.gelu(lin(x, p + "intermediate.dense")), p + "output.dense") + x, p + "output.LayerNorm")
         m = mask.unsqueeze(-1).float()
-        pooled = (x * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        return F.normalize(pooled, p=2, dim=1)
+        return (x * m).sum(1) / m.sum(1).clamp(min=1e-9)

@@ -49,12 +49,15 @@ def test_json_end_to_end(setup, tiny_model_dir, tmp_path, capsys):
     for key in ("fact_hit_rate", "no_citation_rate", "abstention_rate", "unsupported_rate", "retrieval_fact_rate"):
         assert 0.0 <= m[key] <= 1.0
     assert m["retrieval_fact_rate"] > 0  # the fixture KB answers the velmora questions
+    assert m["key_fact_hit_rate"] > 0  # and the quoted block holds the velmora cure
     assert {p.name for p in out_dir.iterdir()} == {"predictions.jsonl", "metrics.json", "report.md", "grounded.png"}
     rows = [json.loads(line) for line in (out_dir / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["c1", "c2", "u1"]
     first = rows[0]
     assert first["sources"] and first["sources"][0]["source"] == "velmora-fever.md"
-    assert {"question", "answer", "hit", "cited", "citation_ok", "abstained", "unsupported", "words"} <= set(first)
+    assert {"question", "answer", "hit", "cited", "citation_ok", "abstained", "unsupported", "words",
+            "key_fact_hit", "key_facts"} <= set(first)
+    assert first["key_facts"] and all(any(k in p["text"] for p in first["sources"]) for k in first["key_facts"])
     assert rows[1]["context"] == ["What is velmora fever treated with?"]
     assert "hit" not in rows[2] and rows[2]["covered"] is False
     assert json.loads((out_dir / "metrics.json").read_text())["profiles"] == out["profiles"]

@@ -51,6 +51,17 @@ def test_metric_arithmetic_on_hand_made_predictions():
     assert m["words_mean"] == pytest.approx(sum(words) / 5)
 
 
+def test_key_fact_hit_reads_the_quoted_block_not_the_answer():
+    miss = GM.score_answer(Q, "Rest and fluids usually help.", [P_FACT, P_OTHER], key_fact_texts=[P_FACT])
+    wrong_block = GM.score_answer(Q, "Drink kelvaran bark tea [1].", [P_FACT, P_OTHER], key_fact_texts=[P_OTHER])
+    assert (miss["hit"], miss["key_fact_hit"]) == (False, True)
+    assert (wrong_block["hit"], wrong_block["key_fact_hit"]) == (True, False)
+    assert GM.score_answer(Q, "x", [P_FACT])["key_fact_hit"] is False  # no block shown (key facts off)
+    m = GM.aggregate([{"covered": True, **miss}, {"covered": True, **wrong_block}, {"covered": False,
+                      **GM.score_answer(U, "no idea", [], key_fact_texts=["kelvaran"])}])
+    assert m["key_fact_hit_rate"] == pytest.approx(1 / 2)
+
+
 def test_citation_edge_cases():
     assert GM.citations("see [1, 3] and [2][3]") == [1, 3, 2]
     assert not _row(Q, "Kelvaran bark tea [5].", [P_FACT])["citation_ok"]  # out of range cites nothing real

@@ -28,7 +28,7 @@ def test_out_of_fold_scores_each_message_with_a_model_that_never_saw_its_family(
             assert family_of[norm] not in self.seen, "scored by a model trained on its own family"
             return Prediction(0.5, 0.0, "cardiac", 1.0)
 
-    def fake_fit(train_rows, meta=None):
+    def fake_fit(train_rows, meta=None, log=None):
         fits.append({r.family for r in train_rows})
         return Spy(fits[-1])
 
@@ -70,3 +70,27 @@ def test_self_harm_threshold_spends_its_alarm_budget_and_stays_in_bounds():
     assert build.choose_self_harm_threshold(capped, ordinary) == 0.5  # ceiling: never stricter than one half
     quiet = {k: Prediction(0.0, 0.01, "self_harm", 1.0) for k in preds}
     assert build.choose_self_harm_threshold(quiet, ordinary) == 0.2  # floor: the head never fires on noise
+
+
+def test_self_harm_thresholds_are_chosen_per_language():
+    en, zh = _rows(100, False, "en"), _rows(100, False, "zh")
+    zh = [Row(**{**r.__dict__, "family": "z" + r.family, "text": "z" + r.text}) for r in zh]
+    # the Chinese ordinary messages score higher on the self-harm head: a pooled budget would go to them
+    preds = {normalize(r.text): Prediction(0.0, 0.3 if i < 20 else 0.01, "self_harm", 1.0) for i, r in enumerate(zh)}
+    preds |= {normalize(r.text): Prediction(0.0, 0.25 if i < 2 else 0.01, "self_harm", 1.0) for i, r in enumerate(en)}
+    got = build.choose_self_harm_thresholds(preds, en + zh)
+    assert set(got) == {"en", "zh"}
+    assert got["en"] == 0.2  # 2 of 300 English messages reach 0.25: within its own 1% budget
+    assert got["zh"] > 0.3  # 20 of 300 Chinese ones reach 0.3: the threshold must pass them
+
+
+def test_the_triager_reads_the_self_harm_threshold_of_the_message_language():
+    from medchat.app.triage.decide import Triager
+
+    en, zh = "feeling a bit flat today", "今天有点低落"
+    preds = {normalize(t): Prediction(0.1, 0.3, "self_harm", 1.0) for t in (en, zh)}
+    triager = Triager(model=build._Replay(preds, {"en": 0.5, "zh": 0.5}, {"en": 0.2, "zh": 0.4}))
+    assert triager.assess(en).emergency and triager.assess(en).category == "self_harm"
+    assert not triager.assess(zh).emergency
+    pooled = Triager(model=build._Replay(preds, {"en": 0.5, "zh": 0.5}, 0.25))  # older files: one number
+    assert pooled.assess(en).emergency and pooled.assess(zh).emergency

@@ -1,8 +1,8 @@
 """Triage quality on the held-out test split (families the model and the thresholds never saw).
 
 Issue 10's targets are recall >= 0.98 in each language, 1.00 for self-harm, false alarms <= 5%.
-Not yet reached: the bounds below are today's measured figures less a small margin, so the test
-catches a regression; raise them as the model improves. Every miss is listed by
+Reached for English; not yet for Chinese. The bounds below are today's measured figures less a small
+margin, so the test catches a regression; raise them as the model improves. Every miss is listed by
 `medchat triage --eval test`.
 """
 
@@ -14,11 +14,11 @@ from medchat.app.triage import triage
 from medchat.app.triage.corpus import load_rows, select
 from medchat.app.triage.evaluate import evaluate
 
-FLOORS = {  # language: (recall, self-harm recall, false-alarm ceiling); measured 0.969/1.00/0.056 (en),
-    # 0.975/0.987/0.102 (zh) on a test split grown by 185 new families, mostly hard ordinary messages (the
-    # previous model scored 0.973/1.00/0.070 and 0.972/0.987/0.089 on the same split)
-    "en": (0.96, 1.00, 0.065),
-    "zh": (0.96, 0.97, 0.11),
+FLOORS = {  # language: (recall, self-harm recall, false-alarm ceiling); measured 0.985/1.00/0.044 (en, n-grams
+    # averaged with the fine-tuned encoder; the n-gram model before it: 0.969/1.00/0.056 without the
+    # chit-chat families) and 0.972/0.987/0.088 (zh, n-grams and rules)
+    "en": (0.98, 1.00, 0.05),
+    "zh": (0.96, 0.97, 0.10),
 }
 
 

@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--conversation", action="store_true",
                    help="treat the messages as consecutive user turns of one conversation")
     p.add_argument("--region", default=None, help="region code for the numbers (default: config.toml's, else auto)")
-    p.add_argument("--rebuild", action="store_true", help="refit the shipped model from the team corpus")
+    p.add_argument("--rebuild", action="store_true", help="refit the shipped model from the team corpus (about 35 min on 2 cores)")
     p.add_argument("--eval", metavar="SPLIT", choices=("train", "dev", "test"), default=None,
                    help="report recall and false alarms on a corpus split (test: reporting only)")
     p.set_defaults(func=run)

@@ -29,7 +29,8 @@ CONTEXT_PLACEHOLDER = "(earlier answer omitted)"
 METRICS = [("fact_hit_rate", "fact hit"), ("citation_accuracy", "citation accuracy"),
            ("no_citation_rate", "cites nothing"), ("abstention_rate", "abstention (uncovered)"),
            ("false_abstention_rate", "abstention (covered)"), ("unsupported_rate", "unsupported specifics"),
-           ("retrieval_fact_rate", "fact in passages"), ("words_mean", "words (mean)")]
+           ("retrieval_fact_rate", "fact in passages"), ("key_fact_hit_rate", "fact in key facts"),
+           ("words_mean", "words (mean)")]
 
 
 @dataclass
@@ -81,16 +82,17 @@ def answer(session, q, context_replies: bool = False) -> dict:
         else:
             session.messages.append({"role": "user", "content": earlier})
             session.messages.append({"role": "assistant", "content": CONTEXT_PLACEHOLDER})
-    text, sources, stats, triage = "", [], None, None
+    text, sources, stats, triage, key_facts = "", [], None, None, []
     for ev in session.send(q.question):
         if ev.kind == "triage":
             triage = ev.triage
         elif ev.kind == "done":
-            text, sources, stats = ev.text, ev.sources, ev.stats
+            text, sources, stats, key_facts = ev.text, ev.sources, ev.stats, ev.key_facts
     triage = triage or session.last_triage
     return {"answer": text, "sources": sources, "stop_reason": getattr(stats, "stop_reason", None),
             "completion_tokens": getattr(stats, "completion_tokens", None),
-            "triage": getattr(triage, "category", None) if triage is not None else None}
+            "triage": getattr(triage, "category", None) if triage is not None else None,
+            "key_facts": [f.sentence for f in key_facts or []]}
 
 
 def _row(name: str, q, raw: dict) -> dict:
@@ -101,9 +103,10 @@ def _row(name: str, q, raw: dict) -> dict:
            "context": list(q.context), "answer": raw["answer"]}
     if q.covered:
         row.update(source=q.source, section=q.section, facts=list(q.facts))
-    row.update(GM.score_answer(q, raw["answer"], texts))
+    row.update(GM.score_answer(q, raw["answer"], texts, raw.get("key_facts", [])))
     row.update(sources=[{"n": i, **passage_dict(p, 4)} for i, p in enumerate(raw["sources"], 1)],
-               stop_reason=raw["stop_reason"], completion_tokens=raw["completion_tokens"], triage=raw["triage"])
+               stop_reason=raw["stop_reason"], completion_tokens=raw["completion_tokens"], triage=raw["triage"],
+               key_facts=raw.get("key_facts", []))
     return row
 
 

@@ -27,6 +27,9 @@ Aggregate (`aggregate`), over one profile's rows:
 - words_mean = mean answer length in whitespace-separated words
 - retrieval_fact_rate = covered questions whose shown passages contain an expected fact / covered
   questions (the retrieval ceiling for fact_hit_rate with correct citations)
+- key_fact_hit_rate = covered questions whose "From the knowledge base" block (the 1-3 passage
+  sentences quoted verbatim after the answer, chosen by the embedder) contains an expected fact /
+  covered questions: what a reader sees from the KB itself, whatever the model wrote
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ def unsupported_specifics(answer: str, passage_texts: list[str]) -> list[str]:
     return out
 
 
-def score_answer(q, answer: str, passage_texts: list[str]) -> dict:
+def score_answer(q, answer: str, passage_texts: list[str], key_fact_texts: list[str] = ()) -> dict:
     """The per-answer fields of a predictions.jsonl row (see module doc)."""
     cited = citations(answer)
     row = {"cited": cited, "cites": bool(cited), "abstained": abstains(answer),
@@ -119,6 +122,7 @@ def score_answer(q, answer: str, passage_texts: list[str]) -> dict:
         row["citation_ok"] = any(1 <= n <= len(passage_texts) and contains_fact(passage_texts[n - 1], q.facts)
                                  for n in cited)
         row["fact_in_passages"] = any(contains_fact(t, q.facts) for t in passage_texts)
+        row["key_fact_hit"] = any(contains_fact(t, q.facts) for t in key_fact_texts)
     return row
 
 
@@ -140,5 +144,6 @@ def aggregate(rows: list[dict]) -> dict:
         "unsupported_rate": _share(sum(bool(r["unsupported"]) for r in rows), len(rows)),
         "words_mean": _share(sum(r["words"] for r in rows), len(rows)),
         "retrieval_fact_rate": _share(sum(r["fact_in_passages"] for r in cov), len(cov)),
+        "key_fact_hit_rate": _share(sum(r.get("key_fact_hit", False) for r in cov), len(cov)),
         "covered": len(cov), "uncovered": len(unc), "citing": len(citing),
     }

@@ -61,22 +61,27 @@ class Triager:
         ruled = match_rules(norm)
         pred = self.model.predict(norm) if self.model is not None else None
         score = pred.score if pred else (1.0 if ruled else 0.0)
-        model_fires = pred is not None and (score >= self.model.threshold(language) or self._self_harm(pred))
-        if model_fires and pred.category == "infant_fever" and not self._self_harm(pred) and infant_fever_ruled_out(norm):
+        self_harm = pred is not None and self._self_harm(pred, language)
+        model_fires = pred is not None and (score >= self.model.threshold(language) or self_harm)
+        if model_fires and pred.category == "infant_fever" and not self_harm and infant_fever_ruled_out(norm):
             model_fires = False
         if ruled:
             category, source = ruled[0], "rules+model" if model_fires else "rules"
             evidence = (f"rule: {ruled[1]}",)
         elif model_fires:
-            category = "self_harm" if self._self_harm(pred) else pred.category
+            category = "self_harm" if self_harm else pred.category
             source, evidence = "model", self._neighbours(text, category)
         else:
             return Triage(False, pred.category if pred else None, score, "", language, (), "")
         return Triage(True, category, round(score, 4), guidance(category, language, self.region), language,
                       evidence, source)
 
-    def _self_harm(self, pred) -> bool:
-        return pred.self_harm >= float(self.model.meta.get("self_harm_threshold", 0.5))
+    def _self_harm(self, pred, language: str) -> bool:
+        """The self-harm head's own threshold: one number, or one per language."""
+        th = self.model.meta.get("self_harm_threshold", 0.5)
+        if isinstance(th, dict):
+            th = th.get(language, th.get("en", 0.5))
+        return pred.self_harm >= float(th)
 
     def _neighbours(self, text: str, category: str) -> tuple[str, ...]:
         find = getattr(self.model, "neighbours", None)

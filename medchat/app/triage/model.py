@@ -1,13 +1,14 @@
 """The learned triage model: logistic regression over hashed n-grams (`features.py`). Three heads share
 the features:
 emergency vs ordinary (binary), self-harm vs everything else (binary, so its threshold can be set
-lower), and the emergency category (multinomial over the categories). A head over the sentence
-embedder's vector was tried and dropped: on the dev split it lowered recall at a fixed false-alarm
-rate (embeddings group messages by topic, while triage turns on severity), and it costs seconds to load.
+lower), and the emergency category (multinomial over the categories). For English messages its
+probabilities are averaged with a fine-tuned sentence encoder's (`encoder.py`), which reads severity
+in wording the n-grams never saw. (A frozen-embedding head was tried first and dropped: embeddings
+group messages by topic, while triage turns on severity; fine-tuning is what teaches it severity.)
 
 Weights ship as `data/model.safetensors` (plain arrays, no pickle) with `data/model.json` (classes,
-thresholds, corpus hash). Only columns seen in training carry weight, so only those are stored.
-`medchat triage build` refits them from the corpus (`build.py`).
+thresholds, corpus hash) and `data/encoder.safetensors`. Only n-gram columns seen in training carry
+weight, so only those are stored. `medchat triage --rebuild` refits them from the corpus (`build.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from medchat.core.errors import UserError
 from medchat.app.triage import features
+from medchat.app.triage.text import detect_language
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 HEADS = ("emergency", "self_harm")  # the first two weight columns; the categories follow
@@ -34,10 +36,12 @@ class Prediction:
 
 
 class TriageModel:
-    def __init__(self, classes: list[str], cols: np.ndarray, weights: np.ndarray, bias: np.ndarray, meta: dict):
+    def __init__(self, classes: list[str], cols: np.ndarray, weights: np.ndarray, bias: np.ndarray, meta: dict,
+                 encoder=None):
         self.classes = classes  # the emergency categories, in weight-column order after HEADS
         self.cols, self.weights, self.bias = cols, weights.astype(np.float32), bias.astype(np.float32)
         self.meta = meta
+        self.encoder = encoder  # a TriageEncoder, or None (n-grams alone)
         self._example_vecs: dict = {}
 
     @classmethod
@@ -51,7 +55,10 @@ class TriageModel:
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot load the triage model from {folder} ({exc}); rebuild it with "
                             "`medchat triage build`") from exc
-        return cls(meta["classes"], arrays["ngram_cols"], arrays["ngram_w"], arrays["ngram_b"], meta)
+        from medchat.app.triage.encoder import TriageEncoder
+
+        encoder = TriageEncoder.load(folder, meta.get("encoder"))
+        return cls(meta["classes"], arrays["ngram_cols"], arrays["ngram_w"], arrays["ngram_b"], meta, encoder)
 
     def threshold(self, language: str) -> float:
         return float(self.meta["thresholds"].get(language, self.meta["thresholds"]["en"]))
@@ -64,8 +71,13 @@ class TriageModel:
         return val[known] @ self.weights[pos[known]] + self.bias
 
     def probabilities(self, norm: str) -> np.ndarray:
-        """[P(emergency), P(self-harm), P(category | emergency)...] for normalised text."""
-        return _heads(self._ngram_logits(norm))
+        """[P(emergency), P(self-harm), P(category | emergency)...] for normalised text: the n-gram heads,
+        averaged with the encoder's for the languages it was fitted for, on messages long enough for it."""
+        p = heads_to_probabilities(self._ngram_logits(norm))
+        enc = self.encoder
+        if enc is not None and detect_language(norm) in enc.languages and len(norm.split()) >= enc.min_words:
+            p = (1 - enc.weight) * p + enc.weight * enc.probabilities(norm)
+        return p
 
     def neighbours(self, text: str, category: str, k: int = 2) -> list[str]:
         """The training emergencies of `category` nearest to the message (n-gram cosine), for display."""
@@ -88,7 +100,8 @@ class TriageModel:
                           category_p=float(cats[best]))
 
 
-def _heads(z: np.ndarray) -> np.ndarray:
+def heads_to_probabilities(z: np.ndarray) -> np.ndarray:
+    """Head logits -> [sigmoid of the binary heads, softmax over the categories]."""
     binary = 1.0 / (1.0 + np.exp(-z[:len(HEADS)]))
     cats = np.exp(z[len(HEADS):] - z[len(HEADS):].max())
     return np.concatenate([binary, cats / cats.sum()])
