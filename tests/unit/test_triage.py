@@ -181,3 +181,39 @@ def test_cli_text_and_errors():
     assert empty.returncode != 0 and empty.stderr.count("\n") == 1 and "no messages" in empty.stderr
     bad = _cli("hello", "--region", "Mars")
     assert bad.returncode != 0 and "unknown region" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_warm_loads_the_shared_model_in_the_background(monkeypatch):
+    import medchat.app.triage as triage_pkg
+
+    loads = []
+
+    class Slow:
+        meta = {}
+
+        @classmethod
+        def load(cls):
+            loads.append(1)
+            return cls()
+
+    monkeypatch.setattr(triage_pkg, "_model", None)
+    monkeypatch.setattr("medchat.app.triage.model.TriageModel", Slow)
+    thread = triage_pkg.warm()
+    model = triage_pkg.load_model()  # waits for the warm-up or does the one load itself
+    thread.join(5)
+    assert isinstance(model, Slow) and triage_pkg.load_model() is model and loads == [1]
+
+
+def test_a_failed_warm_up_is_reported_by_the_foreground_load(monkeypatch):
+    import medchat.app.triage as triage_pkg
+
+    class Broken:
+        @classmethod
+        def load(cls):
+            raise UserError("cannot load the triage model")
+
+    monkeypatch.setattr(triage_pkg, "_model", None)
+    monkeypatch.setattr("medchat.app.triage.model.TriageModel", Broken)
+    triage_pkg.warm().join(5)
+    with pytest.raises(UserError, match="cannot load"):
+        triage_pkg.load_model()

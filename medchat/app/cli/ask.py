@@ -27,7 +27,7 @@ def run(args) -> int:
     from kb.knowledge import passage_dict
     from medchat.core.errors import UsageError
     from medchat.app.session import ChatSession, citation_footer
-    from medchat.app.triage import load_triager, region_for
+    from medchat.app.triage import load_triager, region_for, warm as warm_triage
 
     question = sys.stdin.read() if args.question == "-" else args.question
     if not question.strip():
@@ -40,6 +40,7 @@ def run(args) -> int:
         import kb as kbmod
 
         kbmod.warm(kb_choice)  # beside the model load; the first search waits for it
+    warm_triage()
     engine = make_engine(args, config)
     load_s = time.perf_counter() - t0
     session = ChatSession(engine, history=None, kb=kb_choice, system_prompt=args.system,

@@ -47,7 +47,7 @@ def build_session(args, history, progress=None, notes: list | None = None, confi
     import kb as kbmod
 
     from medchat.app.session import ChatSession
-    from medchat.app.triage import load_triager
+    from medchat.app.triage import load_triager, warm as warm_triage
 
     progress = progress or (lambda label: None)
     notes = notes if notes is not None else []
@@ -56,6 +56,7 @@ def build_session(args, history, progress=None, notes: list | None = None, confi
     # the first use of a KB may build its index (minutes): start it now, beside the model load,
     # rather than inside the first reply
     warming = kbmod.warm(name) if name is not None else None
+    warm_triage()
     engine = make_engine(args, config)
     session = ChatSession(engine, history=history, kb=name,
                           triage=load_triager(config.region, config.emergency_number or None),

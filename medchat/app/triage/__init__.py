@@ -13,7 +13,7 @@ from medchat.app.triage.decide import Triage, Triager
 from medchat.app.triage.guidance import CATEGORIES, disclaimer, region
 
 __all__ = ["CATEGORIES", "Triage", "Triager", "disclaimer", "load_model", "load_triager", "region", "region_for",
-           "triage"]
+           "triage", "warm"]
 
 _lock = threading.Lock()
 _model = None
@@ -28,6 +28,22 @@ def load_model():
 
             _model = TriageModel.load()
         return _model
+
+
+def warm() -> threading.Thread:
+    """Start loading the shipped model in a background thread, beside the language model's load (the
+    encoder's weights take ~0.3 s); `load_model` then waits for it. A failure here is left for the
+    caller's own `load_model` to raise."""
+
+    def job():
+        try:
+            load_model()
+        except Exception:  # noqa: BLE001 - reported by the foreground load
+            pass
+
+    thread = threading.Thread(target=job, name="triage-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def region_for(config):
