@@ -41,15 +41,13 @@ def _fit_heads(x, rows, c: float) -> tuple[np.ndarray, np.ndarray]:
     """Weights (dim, 2 + categories) and biases for the emergency, self-harm and category heads."""
     from sklearn.linear_model import LogisticRegression
 
-    emergency = np.array([r.emergency for r in rows])
-    self_harm = np.array([r.emergency and r.category == "self_harm" for r in rows])
+    emergency, self_harm, category = corpus.head_labels(rows, CLASSES)
     w = np.zeros((x.shape[1], len(HEADS) + len(CLASSES)), dtype=np.float32)
     b = np.full(len(HEADS) + len(CLASSES), -30.0, dtype=np.float32)  # categories absent from training never win
     for col, y in enumerate((emergency, self_harm)):
         head = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x, y)
         w[:, col], b[col] = head.coef_[0], head.intercept_[0]
-    cats = np.array([CLASSES.index(r.category) for r in rows if r.emergency])
-    head = LogisticRegression(C=c, max_iter=3000).fit(x[emergency], cats)
+    head = LogisticRegression(C=c, max_iter=3000).fit(x[emergency], category[emergency])
     w[:, len(HEADS) + head.classes_] = head.coef_.T
     b[len(HEADS) + head.classes_] = head.intercept_
     return w, b

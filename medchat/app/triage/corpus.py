@@ -76,5 +76,17 @@ def assign_splits(rows: list[Row]) -> dict[str, str]:
     return out
 
 
+def head_labels(rows: list[Row], classes: list[str]):
+    """What each model head learns from the rows, one rule for the n-gram and encoder fits alike:
+    emergency (bool), self-harm (bool: an emergency of that category) and the category's index in
+    `classes` (-100 for ordinary messages, which teach the category head nothing)."""
+    import numpy as np
+
+    emergency = np.array([r.emergency for r in rows], dtype=bool)
+    self_harm = np.array([r.emergency and r.category == "self_harm" for r in rows], dtype=bool)
+    category = np.array([classes.index(r.category) if r.emergency else -100 for r in rows], dtype=np.int64)
+    return emergency, self_harm, category
+
+
 def select(rows: list[Row], *splits: str) -> list[Row]:
     return [r for r in rows if r.split in splits]

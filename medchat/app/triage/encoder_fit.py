@@ -27,10 +27,10 @@ WEIGHT = 0.5  # the encoder's share of the averaged probabilities (dev split: 0.
 def _targets(rows, classes: list[str]):
     import torch
 
-    emergency = torch.tensor([float(r.emergency) for r in rows])
-    self_harm = torch.tensor([float(r.emergency and r.category == "self_harm") for r in rows])
-    category = torch.tensor([classes.index(r.category) if r.emergency else -100 for r in rows])
-    return emergency, self_harm, category
+    from medchat.app.triage.corpus import head_labels
+
+    emergency, self_harm, category = head_labels(rows, classes)
+    return torch.from_numpy(emergency).float(), torch.from_numpy(self_harm).float(), torch.from_numpy(category)
 
 
 def _batches(lengths: list[int], rng: random.Random) -> list[list[int]]:
