@@ -25,6 +25,7 @@ from pathlib import Path
 
 import kb
 from kb.grounded import DEFAULT_FILE, condition_names, load_questions, section_templates, split_of
+from kb.key_facts import content_words
 from medchat.app.session import format_context
 from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
@@ -51,8 +52,6 @@ LIST_LEADS = {"Symptoms": ["Symptoms include", "Common signs are", "Typical symp
 SERIOUS_RE = re.compile(r"serious|symptom|symtom|sign|worr|emergency|danger|feel like", re.I)
 SWAPS = [(r"\bapproximately\b", "about"), (r"\bindividuals\b", "people"), (r"\bphysician\b", "doctor"),
          (r"\bcommonly\b", "often")]
-STOP = set("a an the of to for and or in on is are it its my i do you how what can with be at this that does "
-           "should when u".split())
 
 
 # --- the knowledge base ----------------------------------------------------------------------
@@ -81,18 +80,14 @@ def cite(sentence: str, n: int) -> str:
     return f"{simplify(sentence)} [{n}]."
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP and len(w) > 2}
-
-
 def pick_units(passage, question: str, facts=(), most: int = 3) -> list[str]:
     """The passage's statements that best answer `question` (fact-bearing first), in passage order."""
     items = units(passage.text)
-    q = _words(question)
+    q = content_words(question)
     scored = []
     for i, u in enumerate(items):
         hit = any(f.lower() in u.lower() for f in facts)
-        scored.append((10 * hit + len(q & _words(u)) - 0.3 * i, i))
+        scored.append((10 * hit + len(q & content_words(u)) - 0.3 * i, i))
     keep = sorted(i for _, i in sorted(scored, reverse=True)[:most])
     return [items[i] for i in keep]
 

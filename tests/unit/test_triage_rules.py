@@ -78,6 +78,30 @@ def test_rules_respect_negation_knowledge_questions_and_hypotheticals(reported, 
 
 
 @pytest.mark.parametrize(
+    "text, self_harm",
+    [
+        # a plan told through a place, a method or a goodbye, with no word for suicide in it
+        ("我现在坐在天台边上，想往下跳", True),
+        ("窗户都打开了，我住九楼，准备跳窗", True),
+        ("我故意吞了一板安眠药", True),
+        ("胶带和木炭都在车里了", True),
+        ("这次真的别救我了", True),
+        ("门窗都关严了，燃气也打开了", True),
+        ("我只想睡过去不再醒", True),
+        # the same characters in ordinary messages
+        ("跑完步心跳很快，正常吗", False),
+        ("楼上邻居天天跳绳，吵得睡不着", False),
+        ("心脏搭桥手术后跳舞可以吗", False),
+        ("冬天在家烧炭取暖要注意什么", False),
+        ("弟弟故意打我，我该告诉妈妈吗", False),
+    ],
+)
+def test_chinese_self_harm_plans_without_the_word_suicide(text, self_harm):
+    match = match_rules(normalize(text))
+    assert (match is not None and match[0] == "self_harm") is self_harm
+
+
+@pytest.mark.parametrize(
     "text, fires",
     [
         ("My 6-week-old has a temperature of 38.0", True),
