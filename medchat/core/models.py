@@ -85,6 +85,13 @@ def embedded_gguf(name: str = DEFAULT_BASE) -> Path | None:
     return None
 
 
+def gguf_source(base: str | None) -> Path | None:
+    """The GGUF file an embedded base is converted from (its 4-bit groups feed the q4-gguf decode mode);
+    None for any other base."""
+    base = base or DEFAULT_BASE
+    return embedded_gguf(base) if base in _EMBEDDED else None
+
+
 def _is_hf_dir(path: Path) -> bool:
     return path.is_dir() and (path / "config.json").exists()
 

@@ -21,8 +21,9 @@ def add_model_options(p: argparse.ArgumentParser, profile: bool = True) -> None:
     g.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     g.add_argument("--no-fast", action="store_true", help="use plain transformers+peft instead of the fast path")
     g.add_argument("--decode-mode", default=None,
-                   help="fast-path numerics on CPU: float (default, faithful) | dynamic-int8 (fastest, lossy) | "
-                        "int8w-bf16 | int8w-fp32 (config engine.decode_mode, env MEDCHAT_DECODE_MODE)")
+                   help="fast-path numerics on CPU: q4-gguf (default: the embedded GGUF's own 4-bit weights, "
+                        "faithful; float for other bases) | float | dynamic-int8 (lossy) | int8w-bf16 | int8w-fp32 "
+                        "(config engine.decode_mode, env MEDCHAT_DECODE_MODE)")
     g.add_argument("--threads", type=int, default=None,
                    help="torch threads for generation (config engine.threads, env MEDCHAT_THREADS; "
                         "0 = torch's default)")

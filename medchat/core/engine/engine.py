@@ -18,7 +18,7 @@ from medchat.core.engine.decode import TAIL_GUARD, Sampler, TextStream, stop_tok
 from medchat.core.engine.prompt import render_ids, template_for, trim_messages
 from medchat.core.engine.protocol import GenerationStats, Stream, collect
 from medchat.core.errors import UserError
-from medchat.core.models import LoadOptions, base_id, load_base
+from medchat.core.models import LoadOptions, base_id, gguf_source, load_base
 from medchat.core.profiles import BASE_PROFILE, Profile, ProfileStore, require_chat
 from medchat.core.settings import GenerationSettings
 
@@ -43,7 +43,7 @@ def _fast_mode(parts, device: str, decode_mode: str | None, quantize: bool | Non
     float32 = parts.dtype == torch.float32
     if decode_mode is None:
         cpu_float = device == "cpu" and float32
-        decode_mode = (fast_llama.DEFAULT_CPU_MODE if quantize is None
+        decode_mode = ((fast_llama.DEFAULT_CPU_MODE if cpu_float else "float") if quantize is None
                        else fast_llama.LOSSY_CPU_MODE if quantize and cpu_float else "float")
     if decode_mode != "float" and not float32:
         raise UserError(f"decode mode '{decode_mode}' needs a float32 base; pass --dtype float32 "
@@ -79,7 +79,7 @@ class ChatEngine:
             mode = _fast_mode(parts, device, decode_mode, quantize)
             if mode != "dynamic-int8":
                 pool = ThreadPoolExecutor(1, thread_name_prefix="medchat-load")
-                building["backend"] = pool.submit(fast_llama.FastLlama, parts, mode=mode)
+                building["backend"] = pool.submit(fast_llama.FastLlama, parts, mode=mode, gguf=gguf_source(base))
                 pool.shutdown(wait=False)
 
         model, self.tokenizer, self.info = load_base(base, self.opts, parts=fast, on_parts=on_parts)
@@ -97,11 +97,13 @@ class ChatEngine:
             mode = _fast_mode(parts, self.info["device"], decode_mode, quantize)
             calib = (render_ids(self.tokenizer, CALIBRATION_CHAT, template_for(self.tokenizer), False)
                      if mode == "dynamic-int8" else None)
-            self.backend = fast_llama.FastLlama(parts, mode=mode, calibration_ids=calib)
+            self.backend = fast_llama.FastLlama(parts, mode=mode, calibration_ids=calib, gguf=gguf_source(base))
         else:
             self.backend = HFBackend(model)
         self.info["backend"] = self.backend.kind + ("-int8" if getattr(self.backend, "quantized", False) else "")
         self.info["decode_mode"] = getattr(self.backend, "mode", "transformers")
+        if getattr(self.backend, "fallback_reason", ""):  # q4-gguf asked for (the default), float served
+            self.info["decode_fallback"] = self.backend.fallback_reason
         self._stops = stop_token_ids(self.tokenizer)
         self._thread_limit = torch.get_num_threads() if adaptive_threads else 0
         self._lock = threading.RLock()

@@ -1,8 +1,9 @@
-"""The fast decode path for Llama-family models: fused int8 projections + hot-swappable LoRA.
+"""The fast decode path for Llama-family models: fused projections + hot-swappable LoRA.
 
-Why hand-written: 82% of a CPU decode step is GEMV over the weights, so weight bytes are the lever.
-We keep the base as int8 (per-channel; see DECODE_MODES for how), fuse q/k/v and gate/up so each layer
-runs 4 GEMVs instead of 7, and keep LoRA in float beside the int8 base: the active adapter chain is
+Why hand-written: most of a CPU decode step is GEMV over the weights, so weight bytes are the lever.
+The default keeps the embedded base as the GGUF's own 4-bit groups, multiplied exactly (`qgemv`);
+int8 modes are opt-in (see DECODE_MODES). q/k/v and gate/up are fused so each layer runs 4 GEMVs
+instead of 7, and LoRA stays in float beside the base: the active adapter chain is
 concatenated into one (A, B) pair per fused projection, so a stacked chain costs two small matmuls
 and switching profiles only re-concatenates small tensors (the base is never touched).
 Norms and rotary embeddings are the model's own modules, so numerics match transformers.
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medchat.core.engine.gguf_blocks import Q4Rows, Q8Rows
 from medchat.core.engine.llama_parts import Linear, LlamaParts, supported_config
 from medchat.core.engine.lora_weights import LoraModule, load_lora
 from medchat.core.quiet import library_warnings
@@ -57,20 +59,43 @@ class Int8Linear(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
+class BlockLinear(nn.Module):
+    """One decode row through `qgemv` on the GGUF's groups (the float weight's exact source); several rows
+    (a prefill) through the float weight, where a GEMM is faster than repeated GEMVs."""
+
+    def __init__(self, kernel, rows: Q4Rows | Q8Rows, fallback: nn.Module):
+        super().__init__()
+        self.kernel, self.rows, self.fallback = kernel, rows, fallback
+        self.out_features, self.in_features = rows.d.shape[0], rows.d.shape[1] * 32
+        self.bias = getattr(fallback, "bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() != self.in_features or x.dtype != torch.float32:
+            return self.fallback(x)
+        flat = x.reshape(-1).contiguous()
+        r = self.rows
+        y = (self.kernel.q4_1_gemv(flat, r.q, r.d, r.m) if isinstance(r, Q4Rows)
+             else self.kernel.q8_0_gemv(flat, r.q, r.d)).view(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+
 # How the CPU fast path stores and multiplies the base weights. Measured on SmolLM2-135M + LoRA,
 # 2 threads, against the float fast path (benchmarks/README.md has the table and load average).
 DECODE_MODES = {
+    "q4-gguf": "the embedded GGUF's own Q4_1 groups (Q8_0 head) through a compiled GEMV, float32 activations: "
+               "the float model's weights exactly, summed in another order (float where there is no GGUF)",
     "int8w-bf16": "weight-only int8, bfloat16 activations per projection (LoRA, norms, attention float32)",
     "dynamic-int8": "fbgemm dynamic int8 with SmoothQuant, down_proj kept float",
     "int8w-fp32": "weight-only int8, float32 activations (accurate, slow kernel), down_proj kept float",
     "float": "no quantization",
 }
 # The default must be faithful: greedy output as the float model's (what eval and training measure).
-# No int8 mode reaches 0.9 token agreement (benchmarks/README.md), so they stay opt-in.
-DEFAULT_CPU_MODE = "float"
+# q4-gguf is (agreement 1.0, benchmarks/README.md); no int8 mode reaches 0.9, so they stay opt-in.
+DEFAULT_CPU_MODE = "q4-gguf"
 LOSSY_CPU_MODE = "dynamic-int8"  # the fastest mode; what the older `quantize=True` switch asks for
 # Projections left in float per mode: dynamic int8 crushes down_proj's outlier inputs.
-_FLOAT_KEYS = {"dynamic-int8": {"down"}, "int8w-fp32": {"down"}, "int8w-bf16": set(), "float": set()}
+_FLOAT_KEYS = {"dynamic-int8": {"down"}, "int8w-fp32": {"down"}, "int8w-bf16": set(), "float": set(),
+               "q4-gguf": set()}
 _ALIASES = {"dynamic": "dynamic-int8", "weight": "int8w-fp32", "off": "float", "none": "float"}
 
 
@@ -98,7 +123,9 @@ def _quantize(weight: torch.Tensor, bias: torch.Tensor | None, mode: str) -> nn.
 class FusedLinear(nn.Module):
     """Several projections sharing an input, computed as one GEMV, plus an optional LoRA delta."""
 
-    def __init__(self, linears: list[nn.Linear], names: tuple[str, ...], quantize: str | None):
+    def __init__(self, linears: list[nn.Linear], names: tuple[str, ...], quantize: str | None,
+                 blocks: tuple | None = None):
+        """blocks: (qgemv module, Q4Rows of the joined projections) for the q4-gguf mode."""
         super().__init__()
         self.names = names
         self.sizes = [lin.out_features for lin in linears]
@@ -112,6 +139,8 @@ class FusedLinear(nn.Module):
             self.base = _quantize(weight, bias, quantize)
         else:
             self.base = Linear(weight, bias)  # nn.Linear would first fill a random weight (0.5 s a start)
+        if blocks is not None:
+            self.base = BlockLinear(blocks[0], blocks[1], self.base)
         self.inv_smooth: torch.Tensor | None = None  # SmoothQuant: x / s before the int8 GEMV
         self.lora_a: torch.Tensor | None = None  # (R, in)
         self.lora_b: torch.Tensor | None = None  # (out, R), scale folded in
@@ -183,17 +212,25 @@ class FastLlama:
 
     kind = "fast"
 
-    def __init__(self, parts: LlamaParts, mode: str = "float", calibration_ids: list[int] | None = None):
+    def __init__(self, parts: LlamaParts, mode: str = "float", calibration_ids: list[int] | None = None,
+                 gguf: Path | None = None):
         """parts: llama_parts.from_hf(model) or from_dir(...); mode: a DECODE_MODES key;
-        calibration_ids feed dynamic-int8's SmoothQuant pass."""
+        calibration_ids feed dynamic-int8's SmoothQuant pass; gguf: the file `parts` were converted
+        from (q4-gguf reads its groups; without it, or without a compiler, q4-gguf decodes in float
+        and `fallback_reason` says why)."""
         cfg = parts.config
         self.device = parts.device
         self.dtype = parts.dtype
         mode = canonical_mode(mode)
         if mode != "float" and self.dtype != torch.float32:
-            raise ValueError("int8 fast path expects a float32 model")
+            raise ValueError(f"the {mode} fast path expects a float32 model")
+        self.fallback_reason = ""
+        blocks = None
+        if mode == "q4-gguf":
+            blocks, self.fallback_reason = _gguf_blocks(parts, gguf)
+            mode = mode if blocks is not None else "float"
         self.mode = mode
-        self.quantized = mode != "float"
+        self.quantized = mode not in ("float", "q4-gguf")  # lossy int8
         float_keys = _FLOAT_KEYS[mode]
         dynamic = mode == "dynamic-int8"
         self.n_heads = cfg.num_attention_heads
@@ -203,9 +240,11 @@ class FastLlama:
         self.rotary = parts.rotary
         self.norm = parts.norm
         self.layers = []
-        for layer in parts.layers:
+        for i, layer in enumerate(parts.layers):
             fused = {key: FusedLinear([layer[n] for n in names], names,
-                                      mode if self.quantized and not dynamic and key not in float_keys else None)
+                                      mode if self.quantized and not dynamic and key not in float_keys else None,
+                                      (blocks["kernel"], Q4Rows.cat([blocks["layers"][i][n] for n in names]))
+                                      if blocks else None)
                      for key, names in _FUSED.items()}
             self.layers.append((layer["input_layernorm"], layer["post_attention_layernorm"], fused))
         head = parts.head
@@ -213,6 +252,8 @@ class FastLlama:
             self.lm_head = FusedLinear([head], ("lm_head",), quantize=None)
         else:
             self.lm_head = _quantize(head.weight.detach(), None, mode) if self.quantized else head
+        if blocks and blocks["head"] is not None:
+            self.lm_head = BlockLinear(blocks["kernel"], blocks["head"], head)
         self.max_positions = getattr(cfg, "max_position_embeddings", 4096)
         self._adapters: dict[str, dict[int, dict[str, LoraModule]]] = {}
         self.active: list[str] = []
@@ -314,6 +355,25 @@ class FastLlama:
         self.cached_ids.extend(ids)
         last = self.norm(x[:, -1:])
         return self.lm_head(last)[0, -1].float()
+
+
+def _gguf_blocks(parts: LlamaParts, gguf: Path | None) -> tuple[dict | None, str]:
+    """The GGUF's groups and the compiled kernel for q4-gguf, or (None, why float is used instead)."""
+    from medchat.core.engine import gguf_blocks, qgemv
+
+    if gguf is None:
+        return None, "the base was not converted from a GGUF"
+    if str(parts.device) != "cpu":
+        return None, "the 4-bit kernel runs on the CPU"
+    from medchat.core import paths
+
+    blocks = gguf_blocks.load(gguf, parts, paths.models_dir() / f"{gguf.stem}.groups.safetensors")
+    if blocks is None:
+        return None, f"{gguf.name} does not hold Q4_1 groups matching the converted weights"
+    kernel = qgemv.load()
+    if kernel is None:
+        return None, f"the 4-bit kernel could not be built ({qgemv.unavailable()})"
+    return {**blocks, "kernel": kernel}, ""
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
