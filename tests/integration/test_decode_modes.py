@@ -60,11 +60,15 @@ def test_lora_moves_bf16_mode_like_it_moves_float(tiny_model_dir, lora_a):
     assert torch.nn.functional.cosine_similarity(dq, df, dim=0) > 0.98
 
 
-def test_cpu_default_is_the_faithful_float_mode_and_int8_is_opt_in(tiny_model_dir):
+def test_cpu_default_is_faithful_and_int8_is_opt_in(tiny_model_dir):
     from medchat.core.engine import ChatEngine
 
-    assert fast_llama.DEFAULT_CPU_MODE == "float"  # issue 14: no int8 mode reaches 0.9 greedy agreement
-    assert ChatEngine(str(tiny_model_dir), store=ProfileStore()).info["decode_mode"] == "float"
+    # issue 14: the default must keep the float model's greedy output; no int8 mode reaches 0.9 agreement,
+    # q4-gguf computes the float weights exactly (tests/integration/test_q4_gguf.py)
+    assert fast_llama.DEFAULT_CPU_MODE == "q4-gguf"
+    engine = ChatEngine(str(tiny_model_dir), store=ProfileStore())
+    assert engine.info["decode_mode"] == "float"  # a model directory without a GGUF: float, and why
+    assert engine.info["decode_fallback"] == "the base was not converted from a GGUF"
     assert make_engine(tiny_model_dir, "int8").info["decode_mode"] == fast_llama.LOSSY_CPU_MODE
 
 
@@ -80,7 +84,7 @@ def test_unknown_mode_is_a_user_error(tiny_model_dir):
     (None, "float", "float"),
     ("int8w-fp32", "dynamic-int8", "int8w-fp32"),  # the flag wins over the environment
     (None, "weight", "int8w-fp32"),  # the older MEDCHAT_QUANT spelling
-    (None, None, fast_llama.DEFAULT_CPU_MODE),
+    (None, None, "float"),  # the default, q4-gguf, on a base with no GGUF
 ])
 def test_decode_mode_flag_and_environment_are_honoured(tiny_model_dir, monkeypatch, flag, env, expected):
     from medchat.app.cli import build_parser
