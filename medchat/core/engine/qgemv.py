@@ -126,7 +126,7 @@ def build_key() -> str:
     return hashlib.sha256(f"{_SOURCE}|{torch.__version__}|{_cpu_signature()}".encode()).hexdigest()[:12]
 
 
-def load(build_dir: Path | None = None):
+def load():
     """The compiled module (`q4_1_gemv`, `q8_0_gemv`), or None where it cannot be built (`unavailable()`
     says why). Compiled once per machine and torch version, then loaded from the cache (~0.1 s)."""
     with _lock:
@@ -137,13 +137,10 @@ def load(build_dir: Path | None = None):
 
             from medchat.core.quiet import library_warnings
 
-            key = build_key()
-            if build_dir is not None:
-                Path(build_dir).mkdir(parents=True, exist_ok=True)
             with library_warnings():
-                module = load_inline(f"medchat_qgemv_{key}", _SOURCE, functions=["q4_1_gemv", "q8_0_gemv"],
+                module = load_inline(f"medchat_qgemv_{build_key()}", _SOURCE, functions=["q4_1_gemv", "q8_0_gemv"],
                                      extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
-                                     build_directory=None if build_dir is None else str(build_dir), verbose=False)
+                                     verbose=False)
             _state.update(module=module, reason="")
         except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, a failed build: decode in float
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
