@@ -8,7 +8,7 @@ k rows, and transformers' GGUF loader undoes that (`_qk_rows` is the same reorde
 `read` checks what it returns against the float model: every projection's shape, and one layer's
 value rows dequantised bit for bit. Anything else (another quant type, another layout) gives None, and
 the engine decodes in float. Parsing a GGUF takes ~4 s (its metadata is read field by field), so `load`
-keeps the repacked arrays beside the converted model and memory-maps them on later starts (~10 ms).
+keeps the repacked arrays beside the converted model (safetensors) and reads them on later starts.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Q4Rows:
 
     @staticmethod
     def cat(parts: list["Q4Rows"]) -> "Q4Rows":
-        """Rows stacked (a fused projection); one part is returned as it is (no copy of mapped memory)."""
+        """Rows stacked (a fused projection); one part is returned as it is (no copy)."""
         if len(parts) == 1:
             return parts[0]
         return Q4Rows(*(torch.cat([getattr(p, f) for p in parts]).contiguous() for f in ("q", "d", "m")))
@@ -82,20 +82,19 @@ def _qk_rows(n_rows: int, n_heads: int) -> np.ndarray:
 
 def load(path: Path, parts, cache: Path) -> dict | None:
     """`read`, through the cache file `cache` (rebuilt when the GGUF's size or mtime changes)."""
-    from safetensors.torch import load_file, save
+    from safetensors import safe_open
+    from safetensors.torch import save
 
     from medchat.core.paths import atomic_write
 
     stat = path.stat()
     stamp = {"gguf": path.name, "size": str(stat.st_size), "mtime_ns": str(stat.st_mtime_ns)}
     if cache.exists():
-        from safetensors import safe_open
-
         try:
             with safe_open(str(cache), "pt") as fh:
-                fresh = fh.metadata() == stamp
-            if fresh:
-                blocks = _unflatten(load_file(str(cache)), len(parts.layers))
+                flat = {k: fh.get_tensor(k) for k in fh.keys()} if fh.metadata() == stamp else None
+            if flat is not None:
+                blocks = _unflatten(flat, len(parts.layers))
                 return blocks if _matches(blocks, parts) else None
         except (OSError, ValueError, KeyError):
             pass  # unreadable or from another layout: rebuilt below

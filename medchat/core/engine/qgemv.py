@@ -36,7 +36,7 @@ torch::Tensor q4_1_gemv(torch::Tensor x, torch::Tensor q, torch::Tensor d, torch
   const float* mp = m.data_ptr<float>();
   auto out = torch::empty({n}, x.options());
   float* o = out.data_ptr<float>();
-  std::vector<float> gsum(nb);  // m*q-independent part: m times the group's sum of x
+  std::vector<float> gsum(nb);  // each group's sum of x: the m term is m * gsum, whatever q holds
   for (int64_t g = 0; g < nb; ++g) { float s = 0.f; for (int j = 0; j < 32; ++j) s += xs[g * 32 + j]; gsum[g] = s; }
   at::parallel_for(0, n, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
