@@ -4,12 +4,14 @@
 
 Every example is rendered exactly as the chat renders a turn (medchat.app.session.ChatSession.build_messages):
 system = DOCTOR_SYSTEM_PROMPT, earlier turns plain, the newest user turn = format_context(passages) +
-"\n\nQuestion: ..." with passages from the real retriever (kb.retrieve(query, kb="default")); for a
-follow-up the retrieval query is the previous user question + the new one, as in ChatSession.retrieve.
+the key lines (kb.key_facts.ranked) + "\n\nQuestion: ..." with passages from the real retriever
+(kb.retrieve(query, kb="default")); for a follow-up the retrieval query is the previous user question +
+the new one, as in ChatSession.retrieve.
 
 Only conditions of the TRAIN split of kb/data/grounded/questions.jsonl are used; an example is dropped
-when any retrieved passage comes from a condition whose split is `test`. Answers are sentences taken
-from the cited passage (lightly reworded, nothing added) with its [n] after each; abstentions say the
+when any retrieved passage comes from a condition whose split is `test`. Answers restate the listed key
+lines of the question's condition in rank order (lightly reworded, nothing added), each with its [n];
+the expected facts never choose them, so the model learns a rule it can see. Abstentions say the
 passages do not cover the question. Deterministic for a given seed, KB and question file; the sha256 of
 every input and output goes to trainer/samples/doctor_sft_manifest.json.
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import kb
 from kb.grounded import DEFAULT_FILE, condition_names, load_questions, section_templates, split_of
-from kb.key_facts import content_words
+from kb.key_facts import content_words, ranked
 from medchat.app.session import format_context
 from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
@@ -80,16 +82,17 @@ def cite(sentence: str, n: int) -> str:
     return f"{simplify(sentence)} [{n}]."
 
 
-def pick_units(passage, question: str, facts=(), most: int = 3) -> list[str]:
-    """The passage's statements that best answer `question` (fact-bearing first), in passage order."""
+def pick_units(passage, question: str, most: int = 3) -> list[str]:
+    """The passage's statements sharing most words with `question`, in passage order."""
     items = units(passage.text)
     q = content_words(question)
-    scored = []
-    for i, u in enumerate(items):
-        hit = any(f.lower() in u.lower() for f in facts)
-        scored.append((10 * hit + len(q & content_words(u)) - 0.3 * i, i))
+    scored = [(len(q & content_words(u)) - 0.3 * i, i) for i, u in enumerate(items)]
     keep = sorted(i for _, i in sorted(scored, reverse=True)[:most])
     return [items[i] for i in keep]
+
+
+def is_list(passage) -> bool:
+    return passage.text.lstrip().startswith("-")
 
 
 # --- examples --------------------------------------------------------------------------------
@@ -97,6 +100,7 @@ class Builder:
     def __init__(self, seed: int):
         self.rng = random.Random(seed)
         self.cache: dict[str, list] = {}
+        self.embedder = kb.embedder_for("default")
 
     def retrieve(self, query: str, k: int = 4) -> list:
         key = f"{k}|{query}"
@@ -104,47 +108,62 @@ class Builder:
             self.cache[key] = kb.retrieve(query, kb="default", k=k)
         return self.cache[key]
 
+    def lines(self, question: str, passages) -> list:
+        """The ranked sentences the chat lists under the passages (ChatSession.rank_key_facts)."""
+        return ranked(question, passages, self.embedder)
+
     @staticmethod
     def clean(passages) -> bool:
         """2-4 passages and none from a test-split condition."""
         return 2 <= len(passages) <= 4 and all(split_of(p.source) == "train" for p in passages)
 
-    def answer(self, passages, question: str, source: str, section: str = "", facts=()) -> str | None:
-        """2-4 cited sentences from the relevant passage; None when it was not retrieved."""
+    def answer(self, passages, question: str, source: str, section: str = "") -> str | None:
+        """The listed sentences of the relevant condition, restated in rank order with their [n]
+        (up to 4; 3 and the "when to seek care" advice for a worried question); None when the
+        condition's passage, or the asked section of it, was not retrieved. Only what the prompt shows
+        decides which sentences: the model can learn it."""
         own = [(i, p) for i, p in enumerate(passages, 1) if p.source == source]
-        if facts:  # the passage holding a known fact is the relevant one
-            with_fact = [(i, p) for i, p in own if any(f.lower() in p.text.lower() for f in facts)]
-            own = with_fact or ([] if section else own)
-        rel = [(i, p) for i, p in own if not section or p.section == section]  # wrong section: skip
-        if not rel:
+        if not own or (section and not any(p.section == section for _, p in own)):
             return None
-        n, passage = rel[0]
-        serious = bool(SERIOUS_RE.search(question)) or passage.section in SEEK
-        body = pick_units(passage, question, facts, most=2 if serious and passage.section not in SEEK else 3)
-        lead = LIST_LEADS.get(passage.section)
-        if lead and len(body) > 1 and passage.text.lstrip().startswith("-"):  # bullets read as one list
-            items = [f"{lower(simplify(u))} [{n}]" for u in body]
+        serious = bool(SERIOUS_RE.search(question)) or section in SEEK
+        listed = [f for f in self.lines(question, passages) if f.source == source]
+        body = [(f.n, f.sentence, f.section) for f in listed if not (serious and f.section in SEEK)]
+        if not body:  # nothing of the condition made the list: its first passage's closest statements
+            n, p = own[0]
+            body = [(n, u, p.section) for u in pick_units(p, question, most=3)]
+        body = body[:3 if serious else 4]
+        lead = LIST_LEADS.get(body[0][2])
+        listed_passages = {n for n, _, _ in body}
+        if lead and len(body) > 1 and len(listed_passages) == 1 and is_list(passages[body[0][0] - 1]) \
+                and all(sec == body[0][2] for _, _, sec in body):  # bullets read as one list
+            items = [f"{lower(simplify(u))} [{n}]" for n, u, _ in body]
             sentences = [f"{self.rng.choice(lead)} {', '.join(items[:-1])} and {items[-1]}."]
         else:
-            sentences = [cite(u, n) for u in body]
-        if serious and passage.section not in SEEK:
-            seek = [(i, p) for i, p in own if p.section in SEEK]
+            sentences = [cite(u, n) for n, u, _ in body]
+        if serious:
+            seek = [f for f in listed if f.section in SEEK]
+            seek_passages = [(i, p) for i, p in own if p.section in SEEK]
             if seek:
-                i, p = seek[0]
+                sentences.append(cite(seek[0].sentence, seek[0].n))
+            elif seek_passages:
+                i, p = seek_passages[0]
                 sentences.append(cite(pick_units(p, "emergency urgent help", most=1)[0], i))
             else:
                 sentences.append(self.rng.choice(GENERIC_SEEK))
-        return " ".join(sentences[:4])
+        return " ".join(sentences)
 
     def abstain(self) -> str:
         return self.rng.choice(ABSTAIN)
 
-    def single(self, question: str, source: str, section: str, facts=()) -> dict | None:
+    def prompt(self, passages, question: str) -> str:
+        return f"{format_context(passages, key_lines=self.lines(question, passages))}\n\nQuestion: {question}"
+
+    def single(self, question: str, source: str, section: str) -> dict | None:
         passages = self.retrieve(question)
         if not self.clean(passages):
             return None
-        reply = self.answer(passages, question, source, section, facts)
-        return None if reply is None else convo([(prompt(passages, question), reply)], "grounded")
+        reply = self.answer(passages, question, source, section)
+        return None if reply is None else convo([(self.prompt(passages, question), reply)], "grounded")
 
     def forced_abstain(self, question: str, source: str, others: list[str]) -> dict | None:
         """A covered question shown only passages of other conditions: the answer must abstain."""
@@ -154,7 +173,7 @@ class Builder:
             passages = self.retrieve(f"{other} treatment symptoms")[:self.rng.choice([2, 3, 4])]
         if not self.clean(passages) or any(p.source == source for p in passages):
             return None
-        return convo([(prompt(passages, question), self.abstain())], "abstain")
+        return convo([(self.prompt(passages, question), self.abstain())], "abstain")
 
     def uncovered(self, question: str, others: list[str]) -> dict | None:
         passages = self.retrieve(question)
@@ -162,9 +181,9 @@ class Builder:
             passages = self.retrieve(f"{self.rng.choice(others)} symptoms")[:self.rng.choice([2, 3])]
         if not self.clean(passages):
             return None
-        return convo([(prompt(passages, question), self.abstain())], "abstain")
+        return convo([(self.prompt(passages, question), self.abstain())], "abstain")
 
-    def follow_up(self, first: str, second: str, source: str, section: str, facts=()) -> dict | None:
+    def follow_up(self, first: str, second: str, source: str, section: str) -> dict | None:
         """Turn 1 answered from its own passages (kept plain, as the chat keeps it), then turn 2 with
         passages retrieved for 'previous question + new one'."""
         p1 = self.retrieve(first)
@@ -172,14 +191,10 @@ class Builder:
         if not (self.clean(p1) and self.clean(p2)):
             return None
         a1 = self.answer(p1, first, source)
-        a2 = self.answer(p2, second, source, section, facts)
+        a2 = self.answer(p2, second, source, section)
         if a1 is None or a2 is None:
             return None
-        return convo([(first, a1), (prompt(p2, second), a2)], "follow-up")
-
-
-def prompt(passages, question: str) -> str:
-    return f"{format_context(passages)}\n\nQuestion: {question}"
+        return convo([(first, a1), (self.prompt(p2, second), a2)], "follow-up")
 
 
 def convo(turns: list[tuple[str, str]], kind: str) -> dict:
@@ -217,11 +232,11 @@ def build(seed: int = 13, n_train: int = 900, n_val: int = 60) -> tuple[list, li
             if ex:
                 pools["abstain"].append(("", ex))
         elif q.context:
-            ex = b.follow_up(q.context[-1], q.question, q.source, q.section, q.facts)
+            ex = b.follow_up(q.context[-1], q.question, q.source, q.section)
             if ex:
                 pools["follow-up"].append((q.source, ex))
         else:
-            ex = b.single(q.question, q.source, q.section, q.facts)
+            ex = b.single(q.question, q.source, q.section)
             if ex:
                 pools["grounded"].append((q.source, ex))
             if rng.random() < 0.4:

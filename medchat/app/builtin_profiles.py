@@ -11,7 +11,15 @@ through ProfileStore.install (atomic: staging dir + rename) when
     installed next to another base).
 
 Choice: a user who removes a shipped profile keeps it removed; the marker remembers the install, so it
-is not put back on the next start (`medchat profiles import medchat/app/profiles_builtin/doctor` restores it).
+is not put back on the next start (`medchat profiles import medchat/app/profiles_builtin/doctor --name
+doctor` restores it).
+
+Upgrades: when a newer medchat ships a new version of a profile (another `created` stamp), it replaces
+the installed one only if that is still the earlier shipped version, untouched: its manifest's `created`
+is the stamp the marker recorded at install (or, for markers written before stamps were recorded, one
+of EARLIER_RELEASES). A profile the user trained or imported under that name keeps its own stamp and
+is never replaced. The shipped doctor changes with the prompt it was trained for, so an old one would
+otherwise be fed a prompt it never saw.
 
 `default_profile` names the profile chat/ask use when no --profile is given: `doctor` when installed
 and made for the loaded base, else None (the base). `--profile base` and `/use base` still pick base.
@@ -30,6 +38,8 @@ BUILTIN_DIR = Path(__file__).parent / "profiles_builtin"
 MANIFEST = "medchat_profile.toml"
 MARKER = "builtin_profiles.json"
 DEFAULT_CHAT_PROFILE = "doctor"
+# `created` stamps of shipped profiles installed under markers that held only a fingerprint
+EARLIER_RELEASES = {"doctor": ("2026-11-26T17:32:05+00:00", "2026-11-27T08:57:31+00:00")}
 
 
 def shipped(builtin_dir: Path | None = None) -> dict[str, Path]:
@@ -83,11 +93,12 @@ def install_builtin(store: ProfileStore | None = None, model_dir: Path | None = 
     fingerprints: dict[Path, str] = {}
     installed = []
     for name, folder in found.items():
-        if name in done:
-            continue
-        if store.exists(name):  # the user's own (trained or imported) profile of that name wins
-            continue
         prof = read_manifest(folder)
+        upgrade = name in done and _outdated_shipped(store, name, done[name], prof)
+        if name in done and not upgrade:
+            continue
+        if store.exists(name) and not upgrade:  # the user's own (trained or imported) profile of that name wins
+            continue
         base_dir = model_dir or _prepared_base_dir(prof.base)
         if base_dir is None:
             continue
@@ -97,14 +108,29 @@ def install_builtin(store: ProfileStore | None = None, model_dir: Path | None = 
             continue
         prof.name, prof.chain, prof.path = name, [name], None
         try:
-            store.install(prof, folder)
+            store.install(prof, folder, overwrite=upgrade)
         except UserError:  # another medchat process installed it a moment ago
             if not store.exists(name):
                 raise
-        done[name] = prof.base_fingerprint
+        done[name] = {"fingerprint": prof.base_fingerprint, "created": prof.created}
         paths.atomic_write_text(_marker_path(), json.dumps(done, indent=1))
         installed.append(name)
     return installed
+
+
+def _outdated_shipped(store: ProfileStore, name: str, record, shipped_prof: Profile) -> bool:
+    """The installed `name` is an earlier shipped version, untouched, and `shipped_prof` is another one."""
+    if not store.exists(name):
+        return False  # removed by the user: stays removed
+    try:
+        created = store.get(name).created
+    except UserError:
+        return False
+    if created == shipped_prof.created:
+        return False
+    if isinstance(record, dict):
+        return created == record.get("created")
+    return created in EARLIER_RELEASES.get(name, ())
 
 
 def default_profile(store: ProfileStore, base_fingerprint: str) -> str | None:

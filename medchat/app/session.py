@@ -31,10 +31,12 @@ class TurnEvent:
     key_facts: list = field(default_factory=list)  # kb.key_facts.KeyFact, on "done" only
 
 
-def format_context(passages, tokenizer=None) -> str:
-    """The KB passages under a "data, not instructions" header. Every passage passes through here,
-    so this is where special-token strings in documents are broken (medchat.core.prompt_guard):
-    the common role markers always, and `tokenizer`'s own special and added tokens when given."""
+def format_context(passages, tokenizer=None, key_lines=()) -> str:
+    """The KB passages under a "data, not instructions" header, then `key_lines` (kb.key_facts.ranked:
+    the sentences closest to the question, quoted). Every passage passes through here, so this is
+    where special-token strings in documents are broken (medchat.core.prompt_guard): the common role
+    markers always, and `tokenizer`'s own special and added tokens when given."""
+    from kb.key_facts import format_lines
     from medchat.core.prompt_guard import neutralise, tokenizer_markers
 
     extra = tokenizer_markers(tokenizer)
@@ -42,6 +44,8 @@ def format_context(passages, tokenizer=None) -> str:
     for i, p in enumerate(passages, 1):
         head = f"{p.title} — {p.section}" if getattr(p, "section", "") else p.title
         lines.append(neutralise(f"[{i}] {head}: {p.text.strip()}", extra))
+    if key_lines:
+        lines += ["", neutralise(format_lines(key_lines), extra)]
     return "\n".join(lines)
 
 
@@ -154,9 +158,11 @@ class ChatSession:
             return list(self._retriever(query))
         return kbmod.retrieve(query, kb=self.kb_name)
 
-    def select_key_facts(self, text: str, sources: list) -> list:
-        """The sentences of `sources` closest to the question `text`, verbatim; [] when off."""
-        if not self.key_facts or not sources:
+    def rank_key_facts(self, text: str, sources: list) -> list:
+        """The sentences of `sources` closest to the question `text`, verbatim (kb.key_facts.ranked):
+        the prompt lists them under the passages, and `shown` picks the block quoted after the reply.
+        Computed whether or not the block is shown, so the prompt does not depend on a display setting."""
+        if not sources:
             return []
         model = self._embedder
         if model is None:
@@ -165,15 +171,15 @@ class ChatSession:
             import kb as kbmod
 
             model = kbmod.embedder_for(self.kb_name)
-        from kb.key_facts import select
+        from kb.key_facts import ranked
 
         try:
-            return select(text, sources, model)
-        except Exception:  # noqa: BLE001 - the reply is already saved; the quotes are an extra, never a failed turn
+            return ranked(text, sources, model)
+        except Exception:  # noqa: BLE001 - the lines are a help to the model and an extra to the reader, never a failed turn
             return []
 
-    def build_messages(self, sources: list) -> list[dict]:
-        """System + past turns verbatim + the newest user turn with the KB context attached.
+    def build_messages(self, sources: list, key_lines=()) -> list[dict]:
+        """System + past turns verbatim + the newest user turn with the KB context (and its key lines) attached.
 
         Context goes only on the newest turn, so the rendered prefix of earlier turns stays the same
         from turn to turn and the engine can reuse its KV cache.
@@ -181,7 +187,8 @@ class ChatSession:
         *earlier, last = self.messages
         text = last["content"]
         if sources:
-            user = f"{format_context(sources, getattr(self.engine, 'tokenizer', None))}\n\nQuestion: {text}"
+            context = format_context(sources, getattr(self.engine, "tokenizer", None), key_lines)
+            user = f"{context}\n\nQuestion: {text}"
         else:
             user = text
         past = [{"role": m["role"], "content": m["content"]} for m in earlier]
@@ -262,7 +269,8 @@ class ChatSession:
         self.last_sources = sources
         if sources:
             yield TurnEvent("sources", sources=sources)
-        msgs = self.build_messages(sources)
+        ranked = self.rank_key_facts(text, sources)
+        msgs = self.build_messages(sources, ranked)
         settings = self.settings
         meta = dict(profile=self.profile.name, profile_chain=list(self.profile.chain), settings=settings.to_dict(),
                     sources=[passage_dict(p) for p in sources], triage=triage.to_dict() if triage is not None else None)
@@ -297,7 +305,9 @@ class ChatSession:
                 msg["id"] = self.history.add_message(self.conversation_id, "assistant", reply, status=status,
                                                      timings=stats.to_dict(), **meta)
         self.messages.append(msg)
-        facts = self.last_key_facts = self.select_key_facts(text, sources)
+        from kb.key_facts import shown
+
+        facts = self.last_key_facts = shown(ranked) if self.key_facts else []
         yield TurnEvent("done", text=reply, sources=sources, stats=stats, message_id=msg.get("id"),
                         key_facts=facts)
 

@@ -19,13 +19,14 @@ from medchat.core.profiles import Profile, ProfileStore
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _ship(root: Path, adapter: Path, fp: str, name: str = "doctor") -> Path:
+def _ship(root: Path, adapter: Path, fp: str, name: str = "doctor", created: str = "2026-11-01T00:00:00+00:00") -> Path:
     """A folder as `medchat profiles export` writes it, weights stored in 16-bit."""
     folder = root / name
+    shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(adapter, folder)
     st = folder / "adapter_model.safetensors"
     save_file({k: v.to(torch.float16) for k, v in load_file(str(st)).items()}, str(st))
-    prof = Profile(name=name, base="tiny", base_fingerprint=fp, stage="sft", method="lora",
+    prof = Profile(name=name, base="tiny", base_fingerprint=fp, stage="sft", method="lora", created=created,
                    datasets=[{"name": "doctor_sft", "sha256": "0" * 64, "rows": 1}], chain=[name])
     (folder / bp.MANIFEST).write_text(prof.to_toml())
     return folder
@@ -54,6 +55,50 @@ def test_not_installed_for_another_base_nor_over_a_users_profile(tiny_model_dir,
     store.install(Profile(name="doctor", base_fingerprint=fingerprint(tiny_model_dir), description="mine"), lora_b)
     assert bp.install_builtin(store, tiny_model_dir, ship) == []
     assert store.get("doctor").description == "mine"
+
+
+def _weights(store, name):
+    return load_file(str(store.adapter_dir(name) / "adapter_model.safetensors"))
+
+
+def test_a_newer_shipped_version_replaces_the_untouched_earlier_one(tiny_model_dir, lora_a, lora_b, tmp_path):
+    ship, fp = tmp_path / "builtin", fingerprint(tiny_model_dir)
+    _ship(ship, lora_a, fp, created="2026-11-01T00:00:00+00:00")
+    store = ProfileStore()
+    assert bp.install_builtin(store, tiny_model_dir, ship) == ["doctor"]
+    _ship(ship, lora_b, fp, created="2026-12-01T00:00:00+00:00")  # the next medchat release
+    assert bp.install_builtin(store, tiny_model_dir, ship) == ["doctor"]
+    assert store.get("doctor").created == "2026-12-01T00:00:00+00:00"
+    new = load_file(str(ship / "doctor" / "adapter_model.safetensors"))
+    assert all(torch.equal(_weights(store, "doctor")[k], v) for k, v in new.items())
+    assert bp.install_builtin(store, tiny_model_dir, ship) == []  # up to date: nothing to do
+    assert not list(store.root.glob(".staging-*")) and not list(store.root.glob(".old-*"))
+
+
+def test_an_upgrade_never_replaces_the_users_own_doctor_nor_brings_back_a_removed_one(
+        tiny_model_dir, lora_a, lora_b, tmp_path):
+    ship, fp = tmp_path / "builtin", fingerprint(tiny_model_dir)
+    _ship(ship, lora_a, fp, created="2026-11-01T00:00:00+00:00")
+    store = ProfileStore()
+    bp.install_builtin(store, tiny_model_dir, ship)
+    store.install(Profile(name="doctor", base_fingerprint=fp, description="mine"), lora_b, overwrite=True)
+    _ship(ship, lora_a, fp, created="2026-12-01T00:00:00+00:00")
+    assert bp.install_builtin(store, tiny_model_dir, ship) == [] and store.get("doctor").description == "mine"
+    store.remove("doctor")
+    assert bp.install_builtin(store, tiny_model_dir, ship) == [] and not store.exists("doctor")
+
+
+def test_a_marker_from_before_stamps_upgrades_only_a_known_earlier_release(tiny_model_dir, lora_a, lora_b,
+                                                                           tmp_path, monkeypatch):
+    ship, fp = tmp_path / "builtin", fingerprint(tiny_model_dir)
+    store = ProfileStore()
+    monkeypatch.setitem(bp.EARLIER_RELEASES, "doctor", ("2026-11-01T00:00:00+00:00",))
+    for created, upgraded in (("2026-11-01T00:00:00+00:00", True), ("2026-11-15T00:00:00+00:00", False)):
+        store.install(Profile(name="doctor", base_fingerprint=fp, created=created), lora_a, overwrite=True)
+        bp._marker_path().write_text(json.dumps({"doctor": fp}))  # the old marker: a fingerprint only
+        _ship(ship, lora_b, fp, created="2026-12-01T00:00:00+00:00")
+        assert (bp.install_builtin(store, tiny_model_dir, ship) == ["doctor"]) is upgraded
+        assert store.get("doctor").created == ("2026-12-01T00:00:00+00:00" if upgraded else created)
 
 
 def test_a_failed_install_leaves_no_profile_and_is_retried(tiny_model_dir, lora_a, tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kb.grounded import load_questions, split_of
+from kb.key_facts import LINES_HEADER
 from medchat.app.session import KB_HEADER
 from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
@@ -25,7 +26,7 @@ def _rows(name):
 
 def _passages(user: str) -> dict[int, str]:
     """[n] -> the passage line's text, from a rendered user turn."""
-    context = user.split("\n\nQuestion: ")[0]
+    context = user.split("\n\nQuestion: ")[0].split("\n\n" + LINES_HEADER)[0]
     out = {}
     for line in context.splitlines()[1:]:
         m = PASSAGE_RE.match(line)
@@ -62,6 +63,33 @@ def test_citations_exist_and_numbers_come_from_the_cited_passage(rows):
             text = re.sub(r"\[\d+\]", "", sentence)
             for number in re.findall(r"\d+(?:\.\d+)?", text):
                 assert refs and any(number in passages[int(n)] for n in refs), (number, sentence)
+
+
+def _key_lines(user: str) -> list[tuple[int, str]]:
+    """(n, sentence) of the "most relevant sentences" the prompt lists after the passages."""
+    context = user.split("\n\nQuestion: ")[0]
+    if "\n\n" + LINES_HEADER not in context:
+        return []
+    lines = context.split("\n\n" + LINES_HEADER + "\n")[1].splitlines()
+    return [(int(n), sentence) for n, sentence in (re.match(r"^\[(\d+)\] \(.+?\) (.+)$", x).groups() for x in lines)]
+
+
+def test_key_lines_quote_their_passage_and_answers_restate_what_the_prompt_shows(rows):
+    restated = total = 0
+    for r in rows:
+        user, reply = r["conversations"][-2]["value"], r["conversations"][-1]["value"]
+        passages, lines = _passages(user), _key_lines(user)
+        assert len(lines) <= 4
+        assert all(sentence in passages[n] for n, sentence in lines)  # verbatim, from the [n] it names
+        if r["kind"] == "abstain":
+            continue
+        for n, sentence in lines:  # a listed line the answer uses is cited to a passage holding it
+            core = sentence[1:].rstrip(";,. ")  # as restated: the first letter and the end may change
+            if len(core) > 15 and core + " [" in reply:
+                restated += 1
+                assert any(f"[{m}]" in reply for m, text in passages.items() if sentence in text), (sentence, reply)
+        total += bool(lines)
+    assert restated >= total  # on average at least one listed line per answer that had any
 
 
 def test_grounded_answers_cite_and_abstentions_do_not():

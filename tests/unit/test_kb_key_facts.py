@@ -9,7 +9,8 @@ import pytest
 
 from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
-from kb.key_facts import FIRST_PASSAGE, OVERLAP, format_block, rank_score, select, split_sentences  # noqa: E402
+from kb.key_facts import (FIRST_PASSAGE, LIMIT, LINES_HEADER, MARGIN, OVERLAP, PROMPT_LIMIT, format_block,  # noqa: E402
+                          format_lines, rank_score, ranked, select, shown, split_sentences)
 from tests.support.hashing_embedder import HashingEmbedder  # noqa: E402
 from medchat.app.commands import REGISTRY  # noqa: E402
 from medchat.core.profiles import ProfileStore  # noqa: E402
@@ -106,6 +107,54 @@ def test_select_prefers_the_retrievers_first_passage_on_a_near_tie():
     assert facts[0].score == pytest.approx(0.75, abs=1e-5)  # the shown score stays the cosine
     vectors["Alpha"] = [0.50, 0.75 ** 0.5, 0.0]  # 0.30 behind: beyond the bonus and the margin
     assert [f.n for f in select("zzz?", passages, FixedEmbedder(vectors))] == [2]
+
+
+def _graded(cosines):
+    """Passages of one sentence each ("S0 ...", "S1 ...") whose cosine to the question is set by hand."""
+    passages = [passage(f"S{i} holds statement number {i}.", f"s{i}.md", f"S{i}") for i in range(len(cosines))]
+    vectors = {f"S{i} ": [c, (1 - c * c) ** 0.5 * (i % 2), (1 - c * c) ** 0.5 * (1 - i % 2)]
+               for i, c in enumerate(cosines)}
+    vectors["zzz"] = [1.0, 0.0, 0.0]
+    return passages, FixedEmbedder(vectors)
+
+
+def test_ranked_lists_the_best_few_for_the_prompt_and_shown_narrows_them():
+    # cosines 0.9, 0.88, 0.5, 0.45, 0.4, 0.2: the floor drops 0.2, PROMPT_LIMIT keeps 4 of the rest,
+    # the reader's block keeps only those within MARGIN of the best (passage [1]'s bonus included)
+    passages, embedder = _graded([0.9, 0.88, 0.5, 0.45, 0.4, 0.2])
+    lines = ranked("zzz?", passages, embedder)
+    assert [f.n for f in lines] == [1, 2, 3, 4][:PROMPT_LIMIT]
+    assert lines[0].rank == pytest.approx(0.9 + FIRST_PASSAGE, abs=1e-5)
+    assert [f.n for f in shown(lines)] == [f.n for f in lines if f.rank >= lines[0].rank - MARGIN][:LIMIT] == [1, 2]
+    assert select("zzz?", passages, embedder) == shown(ranked("zzz?", passages, embedder, limit=LIMIT))
+    assert [f.n for f in ranked("zzz?", passages, embedder, limit=9)] == [1, 2, 3, 4, 5]  # 0.2 is off-topic
+    assert shown([]) == []
+
+
+def test_format_lines_lists_each_sentence_under_its_number_and_source():
+    lines = ranked("What is velmora fever treated with?", PASSAGES, EMBEDDER)
+    text = format_lines(lines)
+    assert text.splitlines()[0] == LINES_HEADER and len(text.splitlines()) == len(lines) + 1
+    assert f"[1] (Velmora Fever — Overview) {lines[0].sentence}" in text
+    assert format_lines([]) == ""
+
+
+def test_the_prompt_lists_the_key_lines_even_when_the_block_is_off():
+    engine = FakeEngine(install_fake_profiles(ProfileStore()))
+    off = ChatSession(engine, kb="default", triage=lambda t: None, retriever=lambda q: PASSAGES,
+                      embedder=EMBEDDER, key_facts=False)
+    done(off, "What is velmora fever treated with?")
+    user = engine.calls[-1]["messages"][-1]["content"]
+    context, question = user.split("\n\nQuestion: ")
+    assert question == "What is velmora fever treated with?"
+    passages_part, lines_part = context.split("\n\n" + LINES_HEADER + "\n")
+    assert "kelvaran bark tea, taken twice a day for fourteen days." in lines_part.splitlines()[0]
+    assert passages_part.count("\n[") == len(PASSAGES)  # every passage first, then the lines
+    # earlier turns stay plain: the next turn's prompt carries the lines of the new question only
+    done(off, "How is it spread?")
+    second = engine.calls[-1]["messages"]
+    assert second[1]["content"] == "What is velmora fever treated with?"
+    assert second[-1]["content"].count(LINES_HEADER) == 1
 
 
 def test_select_gives_nothing_off_topic_or_empty():

@@ -78,6 +78,26 @@ def test_rules_respect_negation_knowledge_questions_and_hypotheticals(reported, 
 
 
 @pytest.mark.parametrize(
+    "figurative, literal",
+    [
+        # Chinese figures of speech, knowledge questions and a recovered child, each beside a literal
+        # report; all of the first column fired before these filters (worded unlike the corpus rows)
+        ("月底了，信用卡账单一来，存款直接大出血", "他手臂被玻璃划开，大出血，按都按不住"),
+        ("开了一天会，闷到窒息", "孩子吃果冻噎住了，脸发紫，快窒息了"),
+        ("被他这么一问，我惊得说不出话", "我爸喘得厉害，说不出完整的话"),
+        ("连着熬夜改方案，累到不省人事，想请两天假", "奶奶在厨房摔倒后不省人事"),
+        ("我妈看到成绩单，气得说要脑梗了", "医生说我爸可能是脑梗了，正在送医院"),
+        ("孩子游泳后嘴唇发紫，擦干以后现在有说有笑的", "孩子游泳后嘴唇发紫，一直发抖"),
+        ("学校组织急救培训，心肺复苏按压要多快？", "我老公突然倒地，我在给他做心肺复苏"),
+        ("他倒下时怎么判断有没有呼吸？", "我叫他没反应，也没有呼吸了"),
+    ],
+)
+def test_chinese_figures_of_speech_and_questions_do_not_fire(figurative, literal):
+    assert match_rules(normalize(literal)) is not None
+    assert match_rules(normalize(figurative)) is None
+
+
+@pytest.mark.parametrize(
     "text, self_harm",
     [
         # a plan told through a place, a method or a goodbye, with no word for suicide in it

@@ -26,19 +26,21 @@ _KNOW_EN = re.compile(r"^\W*(what|which|how|why|when|is|are|can|could|does|do|sh
                       r"explain)\b", re.S)
 _KNOW_ZH = re.compile(r"什么是|是什么|有哪些|哪些|什么症状|症状(是|有)|的症状|征兆|先兆|的表现|有什么表现|预防|(怎么|怎样|如何)判断|怎么识别|"
                       r"如何识别|怎么区分|区别|原因|科普|常识|时怎么办|的时候怎么办|时该怎么办|时应该|时如何|急救方法|注意什么|注意事项|危害|"
-                      r"会怎样|剂量|用量|吃多少|多少毫克|能吃吗|可以吃吗|正常吗|护理")
+                      r"会怎样|剂量|用量|吃多少|多少毫克|能吃吗|可以吃吗|正常吗|护理|防止|避免|想学|学一下|培训|怎么用|如何使用|"
+                      r"多深|多快|是多少|要不要做|什么感觉|为什么(一定|要)|靠谱吗|说法对吗|是真的吗")
 _ASKER = re.compile(r"\b(how (do|can|would|should) i|what (should|do|can) i|should i|can i|do i|i (want|would like|'d like) to know|"
                     r"i was wondering|i wonder|can you tell me|could you tell me|i read|i heard|i'?m curious|i am curious|i'?m "
                     r"(a |an )?(nurse|student|doctor|medic)\w*|i am (a |an )?(nurse|student|doctor|medic)\w*)\b|我想(知道|问问?|了解|请教)|请问|"
-                    r"我(听说|看到|读到)|想问一?下")
+                    r"我(听说|看到|读到)|想问一?下|我们(村里|这里|老家|那边)?(都)?说|听说|据说")
 _REPORT = re.compile(r"\b(i|i'm|im|i've|i'd|me|my|mine|we|we're|our|us|he|she|he's|she's|his|him|her|they're|their|this|right "
                      r"now|currently|help)\b|我|咱|他|她|爸|妈|爷|奶|外公|外婆|姥|老公|老婆|丈夫|妻子|孩子|儿子|女儿|宝宝|宝贝|朋友|同事|"
                      r"室友|邻居|家人|现在|正在|刚才|刚刚|此刻")
 _RESOLVED = re.compile(r"\b(went away|gone away|has gone|have gone|had gone|resolved|subsided|settled|(is|am|feel|feels|felt|was|"
                        r"were|seems?) (fine|ok|okay|better|normal|back to normal)( now)?|back to normal|no longer|(weeks|months|"
                        r"years) ago|last (month|year)|as a (child|kid|teen\w*)|when i was (a |younger|little|young)|used to|"
-                       r"history of)\b|已经(好了|消失|缓解|没事|停了|止住|过去了|恢复)|(现在|目前)(已经)?(好了|没事了?|正常了|缓解了|"
-                       r"恢复了)|早就好了|好多了|消失了|缓解了|止住了|(几|两|三|四|五|\d+)年前|上个月|去年|小时候|病史|既往")
+                       r"history of)\b|已经(好了|消失|缓解|没事|停了|止住|过去了|恢复)|(现在|目前)(已经)?(完全|基本)?(好了|没事了?|正常了|缓解了|"
+                       r"恢复了)|早就好了|好多了|消失了|缓解了|止住了|(几|两|三|四|五|\d+)年前|前年|上个月|去年|小时候|病史|既往|"
+                       r"(现在|目前)?[^，。！？,]{0,6}(玩得(很|挺)?好|有说有笑|活蹦乱跳|缓过来了|又去(玩|耍)了)")
 _PRESENT = re.compile(r"\b(right now|now|still|again|currently|at the moment|ongoing|getting worse|worse|keeps?|won'?t stop|"
                       r"came back|coming back)\b|现在|正在|还在|仍然|依然|一直|越来越|此刻|又|反复|刚刚|刚才|突然")
 
@@ -58,7 +60,8 @@ def _find(pattern: re.Pattern, text: str, hypothetical_ok: bool = False) -> str 
     """First match that is neither negated nor (unless `hypothetical_ok`) inside a hypothetical clause."""
     for m in pattern.finditer(text):
         clause = _clause_before(text, m.start())
-        if not _negated(clause) and (hypothetical_ok or not _HYPO.search(clause)):
+        asks_whether = m.group(0).startswith("没") and clause.endswith("有")  # "他有没有呼吸": whether, not a report
+        if not asks_whether and not _negated(clause) and (hypothetical_ok or not _HYPO.search(clause)):
             return m.group(0).strip()
     return None
 
