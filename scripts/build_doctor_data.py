@@ -28,7 +28,7 @@ from pathlib import Path
 import kb
 from kb.grounded import DEFAULT_FILE, condition_names, load_questions, section_templates, split_of
 from kb.key_facts import content_words, ranked
-from medchat.app.session import format_context
+from medchat.app.context import format_context
 from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,7 +30,7 @@ N_AGREE = 64
 
 
 def prompt_messages() -> list[list[dict]]:
-    from medchat.app.session import format_context
+    from medchat.app.context import format_context
     from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
     data = json.loads((Path(__file__).parent / "decode_prompts.json").read_text(encoding="utf-8"))

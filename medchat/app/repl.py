@@ -15,7 +15,7 @@ import threading
 from kb.key_facts import format_block
 from medchat.app.commands import REGISTRY, Result, classify
 from medchat.core.errors import error_line
-from medchat.app.session import citation_footer
+from medchat.app.context import citation_footer
 
 BLOCK = '"""'
 _END = object()

@@ -60,7 +60,7 @@ def test_shipped_doctor_installs_on_the_embedded_base_and_changes_answers(embedd
     from medchat.core.engine import ChatEngine
     from medchat.core.models import resolve_base
     from medchat.core.profiles import ProfileStore
-    from medchat.app.session import format_context
+    from medchat.app.context import format_context
     from medchat.core.settings import DOCTOR_SYSTEM_PROMPT, GenerationSettings
 
     store = ProfileStore()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from medchat.app.session import KB_HEADER, ChatSession
+from medchat.app.context import KB_HEADER
+from medchat.app.session import ChatSession
 from medchat.core.settings import GenerationSettings
 from test_engine_support import Trace, install, make_engine, one_torch_thread  # noqa: F401
 

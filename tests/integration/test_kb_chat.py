@@ -11,7 +11,8 @@ from kb import KnowledgeBase
 from kb.embedder import default_model_dir
 from medchat.app.cli import main
 from medchat.core.engine import ChatEngine
-from medchat.app.session import KB_HEADER, ChatSession
+from medchat.app.context import KB_HEADER
+from medchat.app.session import ChatSession
 
 DOCS = Path(__file__).parents[1] / "data" / "kb" / "docs"
 QUESTION = "What is velmora fever treated with?"

@@ -12,7 +12,7 @@ import pytest
 
 from kb.grounded import load_questions, split_of
 from kb.key_facts import LINES_HEADER
-from medchat.app.session import KB_HEADER
+from medchat.app.context import KB_HEADER
 from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
 SAMPLES = Path(__file__).resolve().parents[2] / "trainer" / "samples"

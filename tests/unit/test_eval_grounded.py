@@ -135,7 +135,8 @@ class FakeEngine:
 
 def test_follow_up_runs_as_a_chat_turn_after_its_context():
     from medchat.app.evaluation.grounded import CONTEXT_PLACEHOLDER, _row, answer
-    from medchat.app.session import KB_HEADER, ChatSession
+    from medchat.app.context import KB_HEADER
+    from medchat.app.session import ChatSession
 
     engine = FakeEngine()
     queries = []

@@ -15,7 +15,8 @@ from tests.support.hashing_embedder import HashingEmbedder  # noqa: E402
 from medchat.app.commands import REGISTRY  # noqa: E402
 from medchat.core.profiles import ProfileStore  # noqa: E402
 from medchat.app.repl import Repl  # noqa: E402
-from medchat.app.session import ChatSession, citation_footer  # noqa: E402
+from medchat.app.context import citation_footer  # noqa: E402
+from medchat.app.session import ChatSession  # noqa: E402
 
 # a bag-of-words embedder: a sentence sharing the question's words scores high, others near 0
 EMBEDDER = HashingEmbedder(dim=512)

@@ -26,7 +26,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from kb.knowledge import passage_dict
     from medchat.core.errors import UsageError
-    from medchat.app.session import ChatSession, citation_footer
+    from medchat.app.context import citation_footer
+    from medchat.app.session import ChatSession
     from medchat.app.triage import load_triager, region_for, warm as warm_triage
 
     question = sys.stdin.read() if args.question == "-" else args.question
