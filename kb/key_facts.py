@@ -68,9 +68,12 @@ class KeyFact:
         return {"n": self.n, "sentence": self.sentence, "source": self.source, "title": self.title,
                 "section": self.section, "score": round(self.score, 4)}
 
+    @property
+    def head(self) -> str:
+        return f"{self.title} — {self.section}" if self.section else self.title
+
     def cite(self) -> str:
-        head = f"{self.title} — {self.section}" if self.section else self.title
-        return f"{head}, {self.source}"
+        return f"{self.head}, {self.source}"
 
 
 def split_sentences(text: str) -> list[str]:
@@ -122,16 +125,11 @@ def _blocks(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def select(question: str, passages, embedder, limit: int = LIMIT, min_score: float = MIN_SIMILARITY,
-           margin: float = MARGIN) -> list[KeyFact]:
-    """Up to `limit` verbatim sentences of `passages` (numbered from 1, as in the prompt), best first."""
-    return shown(ranked(question, passages, embedder, limit, min_score), limit, margin)
-
-
 def ranked(question: str, passages, embedder, limit: int = PROMPT_LIMIT,
            min_score: float = MIN_SIMILARITY) -> list[KeyFact]:
-    """The `limit` best-ranked sentences whose cosine clears `min_score`, best first, with no margin:
-    the lines the prompt lists (`format_lines`); `shown` narrows them to the block a reader sees."""
+    """The `limit` best-ranked verbatim sentences of `passages` (numbered from 1, as in the prompt) whose
+    cosine clears `min_score`, best first, with no margin: the lines the prompt lists (`format_lines`);
+    `shown` narrows them to the block a reader sees."""
     if not question.strip() or not passages or limit <= 0:
         return []
     seen, candidates = set(), []
@@ -190,7 +188,7 @@ def format_lines(facts: list[KeyFact]) -> str:
     if not facts:
         return ""
     lines = [LINES_HEADER]
-    lines += [f"[{f.n}] ({f.title}{' — ' + f.section if f.section else ''}) {f.sentence}" for f in facts]
+    lines += [f"[{f.n}] ({f.head}) {f.sentence}" for f in facts]
     return "\n".join(lines)
 
 

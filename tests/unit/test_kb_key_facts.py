@@ -10,13 +10,19 @@ import pytest
 from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
 from kb.key_facts import (FIRST_PASSAGE, LIMIT, LINES_HEADER, MARGIN, OVERLAP, PROMPT_LIMIT, format_block,  # noqa: E402
-                          format_lines, rank_score, ranked, select, shown, split_sentences)
+                          format_lines, rank_score, ranked, shown, split_sentences)
 from tests.support.hashing_embedder import HashingEmbedder  # noqa: E402
 from medchat.app.commands import REGISTRY  # noqa: E402
 from medchat.core.profiles import ProfileStore  # noqa: E402
 from medchat.app.repl import Repl  # noqa: E402
 from medchat.app.context import citation_footer  # noqa: E402
 from medchat.app.session import ChatSession  # noqa: E402
+
+
+def reader_block(question, passages, embedder):
+    """The reader's block, as the session picks it from the prompt's list."""
+    return shown(ranked(question, passages, embedder))
+
 
 # a bag-of-words embedder: a sentence sharing the question's words scores high, others near 0
 EMBEDDER = HashingEmbedder(dim=512)
@@ -55,8 +61,8 @@ def test_split_sentences_are_exact_substrings(text, expected):
     assert all(s in text for s in got)
 
 
-def test_select_picks_the_sentence_that_holds_the_fact():
-    facts = select("What is velmora fever treated with?", PASSAGES, EMBEDDER)
+def test_block_picks_the_sentence_that_holds_the_fact():
+    facts = reader_block("What is velmora fever treated with?", PASSAGES, EMBEDDER)
     assert facts, "the treatment sentence shares the question's words"
     best = facts[0]
     assert best.sentence == ("Velmora fever is treated with kelvaran bark tea, taken twice a day for "
@@ -67,10 +73,10 @@ def test_select_picks_the_sentence_that_holds_the_fact():
     assert all(0.35 <= f.score <= 1.0 for f in facts)  # the embedder's cosine, floor included
 
 
-def test_select_finds_a_bullet_and_keeps_numbering_and_dedupes():
+def test_block_finds_a_bullet_and_keeps_numbering_and_dedupes():
     dup = passage(PASSAGES[1].text, "copy.md", "Copy")  # an overlapping chunk repeats sentences
-    facts = select("which test confirms the illness? saliva turns green", [PASSAGES[2], PASSAGES[1], dup],
-                   EMBEDDER)
+    facts = reader_block("which test confirms the illness? saliva turns green", [PASSAGES[2], PASSAGES[1], dup],
+                          EMBEDDER)
     assert facts[0].n == 2 and facts[0].sentence.startswith("The lantern test confirms the illness, e.g. a drop")
     assert len({f.sentence for f in facts}) == len(facts)
     assert all(f.source != "copy.md" for f in facts)
@@ -97,17 +103,17 @@ def test_rank_score_adds_the_first_passage_bonus_and_the_question_words():
     assert rank_score(0.5, 3, set(), "Velmora fever") == pytest.approx(0.5)
 
 
-def test_select_prefers_the_retrievers_first_passage_on_a_near_tie():
+def test_block_prefers_the_retrievers_first_passage_on_a_near_tie():
     # by cosine alone passage [2]'s sentence (0.80) beats passage [1]'s (0.75); the retriever put [1]
     # first, and within FIRST_PASSAGE that decides
     passages = [passage("Alpha holds the answer.", "a.md", "A"), passage("Beta names the condition.", "b.md", "B")]
     vectors = {"Alpha": [0.75, (1 - 0.75 ** 2) ** 0.5, 0.0], "Beta": [0.80, 0.0, (1 - 0.80 ** 2) ** 0.5],
                "zzz": [1.0, 0.0, 0.0]}
-    facts = select("zzz?", passages, FixedEmbedder(vectors))
+    facts = reader_block("zzz?", passages, FixedEmbedder(vectors))
     assert [f.n for f in facts] == [1, 2]
     assert facts[0].score == pytest.approx(0.75, abs=1e-5)  # the shown score stays the cosine
     vectors["Alpha"] = [0.50, 0.75 ** 0.5, 0.0]  # 0.30 behind: beyond the bonus and the margin
-    assert [f.n for f in select("zzz?", passages, FixedEmbedder(vectors))] == [2]
+    assert [f.n for f in reader_block("zzz?", passages, FixedEmbedder(vectors))] == [2]
 
 
 def _graded(cosines):
@@ -127,7 +133,7 @@ def test_ranked_lists_the_best_few_for_the_prompt_and_shown_narrows_them():
     assert [f.n for f in lines] == [1, 2, 3, 4][:PROMPT_LIMIT]
     assert lines[0].rank == pytest.approx(0.9 + FIRST_PASSAGE, abs=1e-5)
     assert [f.n for f in shown(lines)] == [f.n for f in lines if f.rank >= lines[0].rank - MARGIN][:LIMIT] == [1, 2]
-    assert select("zzz?", passages, embedder) == shown(ranked("zzz?", passages, embedder, limit=LIMIT))
+    assert shown(ranked("zzz?", passages, embedder, limit=LIMIT)) == shown(lines)  # the block ignores PROMPT_LIMIT
     assert [f.n for f in ranked("zzz?", passages, embedder, limit=9)] == [1, 2, 3, 4, 5]  # 0.2 is off-topic
     assert shown([]) == []
 
@@ -158,14 +164,14 @@ def test_the_prompt_lists_the_key_lines_even_when_the_block_is_off():
     assert second[-1]["content"].count(LINES_HEADER) == 1
 
 
-def test_select_gives_nothing_off_topic_or_empty():
-    assert select("how do I bake sourdough bread?", PASSAGES, EMBEDDER) == []
-    assert select("velmora fever", [], EMBEDDER) == []
-    assert select("", PASSAGES, EMBEDDER) == []
+def test_block_gives_nothing_off_topic_or_empty():
+    assert reader_block("how do I bake sourdough bread?", PASSAGES, EMBEDDER) == []
+    assert reader_block("velmora fever", [], EMBEDDER) == []
+    assert reader_block("", PASSAGES, EMBEDDER) == []
 
 
 def test_format_block_quotes_with_number_and_source():
-    facts = select("What is velmora fever treated with?", PASSAGES, EMBEDDER)
+    facts = reader_block("What is velmora fever treated with?", PASSAGES, EMBEDDER)
     block = format_block(facts)
     assert block.startswith("From the knowledge base:")
     assert f"[1] “{facts[0].sentence}” (Velmora Fever — Overview, velmora-fever.md)" in block
