@@ -58,8 +58,9 @@ def hogs(monkeypatch):
     real = bench_load.competing_load
 
     @contextmanager
-    def spy(threads=None):
-        with real(threads) as proc:
+    def spy(threads=None, own_session=True):
+        with real(threads, own_session) as proc:
+            proc.own_session = own_session
             started.append(proc)
             yield proc
 

@@ -1,11 +1,17 @@
 """`medchat bench` figures of issue 14 that involve other processes: decode under a competing CPU load
 (`decode.under_load_*`) and the first answer of a new user (`start.first_answer_*`).
 
-Under load: idle and loaded decode runs alternate (one of each per repeat, after one warm-up run) so a
-drift in the machine's load hits both alike. For each loaded run a child process spins one thread per
-usable core on `hashlib.sha256` of a 1 MiB block (which releases the GIL, so the threads really use
-every core); it is started (and seen busy) before the run and killed right after it, also when the run
-raises or on Ctrl-C, and it exits by itself if the bench dies without killing it.
+Under load: idle and loaded decode runs alternate (per repeat: idle, then two loaded runs, after one
+warm-up run) so a drift in the machine's load hits all alike. For each loaded run a child process spins
+one thread per usable core on `hashlib.sha256` of a 1 MiB block (which releases the GIL, so the threads
+really use every core); it is started (and seen busy) before the run and killed right after it, also
+when the run raises or on Ctrl-C, and it exits by itself if the bench dies without killing it.
+
+The two loaded runs differ in where the busy process lives. `under_load_*`: in a session of its own, as
+another program is (another terminal, a service, a build); Linux's scheduler then shares the CPU between
+the two programs, whatever their thread counts. `under_load_same_session_*`: in the bench's own session,
+where the scheduler shares it between threads, so the 2 busy threads get 2/3 of the machine against one
+decoding thread (a job started from the same shell).
 
 First answer: `python -m medchat ask QUESTION --json` in a fresh MEDCHAT_HOME whose `models` folder is
 a symlink to the converted-model cache, so the figure holds no GGUF conversion but everything else a
@@ -61,11 +67,13 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def competing_load(threads: int | None = None):
-    """A CPU-bound child process with `threads` busy threads (default: one per core) while the block runs."""
+def competing_load(threads: int | None = None, own_session: bool = True):
+    """A CPU-bound child process with `threads` busy threads (default: one per core) while the block runs,
+    in a session of its own unless own_session is False."""
     n = threads or cores()
     proc = subprocess.Popen([sys.executable, "-c", HOG_SCRIPT, str(n), str(os.getpid())],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=own_session)
     try:
         if proc.stdout.readline().strip() != "ready":  # measure only once the load is really on
             raise RuntimeError(f"the competing load process did not start (exit {proc.poll()})")
@@ -95,18 +103,23 @@ def under_load(run_once, repeats: int, threads: int | None = None) -> dict:
     n = threads or cores()
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     run_once()  # warm-up: the first decode after a load pays one-off costs that are no part of either figure
-    idle, loaded = [], []
+    idle, loaded, same = [], [], []
     for _ in range(max(1, repeats)):
         idle.append(run_once())
         with competing_load(n):
             loaded.append(run_once())
-    return load_figures(idle, loaded, n, load_avg)
+        with competing_load(n, own_session=False):
+            same.append(run_once())
+    return load_figures(idle, loaded, same, n, load_avg)
 
 
-def load_figures(idle: list[float], loaded: list[float], threads: int, load_avg: float | None) -> dict:
-    i, w = statistics.median(idle), statistics.median(loaded)
+def load_figures(idle: list[float], loaded: list[float], same: list[float], threads: int,
+                 load_avg: float | None) -> dict:
+    i, w, s = statistics.median(idle), statistics.median(loaded), statistics.median(same)
     return {"under_load_ratio": round(w / i, 2) if i > 0 else None, "under_load_tok_s": round(w, 1),
             "under_load_idle_tok_s": round(i, 1), "under_load_threads": threads,
+            "under_load_same_session_ratio": round(s / i, 2) if i > 0 else None,
+            "under_load_same_session_tok_s": round(s, 1),
             "under_load_load_avg": round(load_avg, 2) if load_avg is not None else None}
 
 

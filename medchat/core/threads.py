@@ -78,7 +78,28 @@ class CpuShare:
             return self._others
 
 
+    def watch(self, interval: float = MIN_INTERVAL_S) -> None:
+        """Keep the measurement fresh from a daemon thread (one /proc/stat read per interval), so the
+        first look of a turn sees the last fraction of a second, not the whole pause since the last one."""
+        with self._lock:
+            if getattr(self, "_watcher", None) is not None:
+                return
+
+            def loop():
+                while True:
+                    time.sleep(interval)
+                    self.others()
+
+            self._watcher = threading.Thread(target=loop, name="medchat-cpu-share", daemon=True)
+            self._watcher.start()
+
+
 _SHARE = CpuShare()
+
+
+def watch() -> None:
+    """Start keeping the process-wide measurement fresh (idempotent)."""
+    _SHARE.watch()
 
 
 def budget(limit: int, share: CpuShare | None = None, n_cores: int | None = None) -> int:

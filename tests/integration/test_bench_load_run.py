@@ -40,9 +40,9 @@ def test_under_load_and_first_answer_reach_the_json(tiny_model_dir, tmp_path, mo
     assert printed == json.loads(out.read_text())
     decode, start = printed["decode"], printed["start"]
     assert {"under_load_ratio", "under_load_tok_s", "under_load_idle_tok_s", "under_load_threads",
-            "under_load_load_avg"} <= set(decode)
+            "under_load_load_avg", "under_load_same_session_ratio"} <= set(decode)
     assert isinstance(decode["under_load_ratio"], float) and decode["under_load_threads"] == bench_load.cores()
-    assert len(hogs) == 1 and hogs[0].returncode is not None
+    assert len(hogs) == 2 and all(h.returncode is not None for h in hogs)
     assert start.get("first_answer_note") == bench_load.kb_note()  # noted only when the ask builds the index
     assert isinstance(start["first_answer_s"], float), start
     assert start["first_answer_tokens"] == 4 and start["first_answer_profile"] == "base"  # a fresh home

@@ -241,11 +241,11 @@ def test_decoding_follows_the_thread_budget_unless_threads_are_set(tiny_model_di
         engine = make_engine(tiny_model_dir, adaptive_threads=adaptive)
         asked = []
         monkeypatch.setattr(threads, "budget", lambda limit: asked.append(limit) or 1)  # a busy machine
-        steps = 2 * engine_mod.THREAD_CHECK_EVERY + 3
-        _, stats = collect(engine.stream(MSGS, GenerationSettings(temperature=0, max_new_tokens=steps)))
+        monkeypatch.setattr(engine_mod, "THREAD_CHECK_S", 0.0)  # look again after every token
+        _, stats = collect(engine.stream(MSGS, GenerationSettings(temperature=0, max_new_tokens=5)))
         if adaptive:
             assert torch.get_num_threads() == 1
-            assert asked == [2] * (1 + stats.completion_tokens // engine_mod.THREAD_CHECK_EVERY)  # re-checked
+            assert asked == [2] * (1 + stats.completion_tokens)  # at the start, then after each token
         else:
             assert torch.get_num_threads() == 2 and asked == []  # an explicit thread setting is kept
     finally:

@@ -102,3 +102,39 @@ def test_q4_gguf_falls_back_to_float_and_says_why(kernel, quantized, tiny_model_
     no_file = fast_llama.FastLlama(other, mode="q4-gguf", gguf=None)
     assert no_file.mode == "float" and "not converted from a GGUF" in no_file.fallback_reason
     torch.testing.assert_close(run(backend)[-1], run(fast_llama.FastLlama(other, mode="float"))[-1])
+
+
+def test_the_compiled_step_decodes_as_the_python_path(kernel, quantized, lora_a, lora_b):
+    """q4-gguf decodes each token in one compiled call (engine/q4_step.py); it must give the logits the
+    Python path gives, with no adapter, one, a stacked chain and none again, past the first cache growth."""
+    model_dir, path = quantized
+    parts = llama_parts.from_dir(model_dir, torch.float32, "cpu")
+    compiled = fast_llama.FastLlama(parts, mode="q4-gguf", gguf=path)
+    python = fast_llama.FastLlama(parts, mode="q4-gguf", gguf=path)
+    assert compiled._step is not None
+    python._step = None
+    # the caches start at 256 positions: they grow mid-decode after the first prompt, in the prefill of the second
+    prompts = [[(i * 7) % 60 + 2 for i in range(n)] for n in (250, 300)]
+    outputs = []
+    for chain in ([], [("a", lora_a)], [("a", lora_a), ("b", lora_b)], []):
+        compiled.set_chain(chain)
+        python.set_chain(chain)
+        for prompt in prompts:
+            got, ref = run(compiled, prompt, steps=12), run(python, prompt, steps=12)
+            assert [int(x.argmax()) for x in got] == [int(x.argmax()) for x in ref]
+            for a, b in zip(got, ref):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        outputs.append(got[-1])
+    assert not torch.allclose(outputs[0], outputs[1]) and not torch.allclose(outputs[1], outputs[2])
+    torch.testing.assert_close(outputs[3], outputs[0], rtol=0, atol=0)
+
+
+def test_a_built_kernel_loads_without_torchs_build_tools(kernel):
+    """Later starts import the built module directly: torch's loader imports setuptools (0.3 s a start)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from medchat.core.engine import qgemv; m = qgemv.load(); "
+            "print(m is not None and hasattr(m, 'Q4Decoder'), 'torch.utils.cpp_extension' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]

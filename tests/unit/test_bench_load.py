@@ -48,18 +48,21 @@ def test_the_competing_process_is_stopped_when_the_block_raises():
 
 def test_under_load_alternates_idle_and_loaded_runs_and_divides_the_medians(hogs):
     idle, loaded = iter([99.0, 10.0, 30.0, 20.0]), iter([5.0, 9.0, 7.0])  # 99: the warm-up, in no figure
+    same = iter([4.0, 2.0, 3.0])
     seen = []
 
     def run_once():
         busy = bool(hogs) and hogs[-1].poll() is None
-        seen.append(busy)
-        return next(loaded) if busy else next(idle)
+        kind = "idle" if not busy else "own" if hogs[-1].own_session else "same"
+        seen.append(kind)
+        return next({"idle": idle, "own": loaded, "same": same}[kind])
 
     got = bl.under_load(run_once, repeats=3, threads=1)
-    assert seen == [False, False, True, False, True, False, True]
+    assert seen == ["idle"] + ["idle", "own", "same"] * 3
     assert got["under_load_idle_tok_s"] == 20.0 and got["under_load_tok_s"] == 7.0
     assert got["under_load_ratio"] == 0.35 and got["under_load_threads"] == 1
-    assert len(hogs) == 3 and all(p.returncode is not None and gone(p.pid) for p in hogs)
+    assert got["under_load_same_session_tok_s"] == 3.0 and got["under_load_same_session_ratio"] == 0.15
+    assert len(hogs) == 6 and all(p.returncode is not None and gone(p.pid) for p in hogs)
     assert isinstance(got["under_load_load_avg"], float)
 
 
@@ -94,7 +97,7 @@ def test_the_competing_process_exits_by_itself_when_the_bench_is_killed(tmp_path
 
 
 def test_load_figures_without_an_idle_rate():
-    got = bl.load_figures([0.0], [0.0], threads=2, load_avg=None)
+    got = bl.load_figures([0.0], [0.0], [0.0], threads=2, load_avg=None)
     assert got["under_load_ratio"] is None and got["under_load_load_avg"] is None
 
 
@@ -168,3 +171,14 @@ def test_a_failing_first_ask_is_reported_not_raised(tmp_path, monkeypatch):
     assert got["first_answer_s"] is None
     assert "exit 2" in got["first_answer_note"] and "RuntimeError: no model" in got["first_answer_note"]
 
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_the_competing_process_runs_in_its_own_session_unless_told_otherwise():
+    def session(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+
+    with bl.competing_load(1) as own:
+        assert session(own.pid) == own.pid != session(os.getpid())
+    with bl.competing_load(1, own_session=False) as same:
+        assert session(same.pid) == session(os.getpid())

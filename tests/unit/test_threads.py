@@ -74,3 +74,19 @@ def test_first_look_and_machines_without_proc_stat_use_the_load_average():
 def test_proc_stat_reader_counts_busy_seconds_here():
     got = threads._proc_stat_busy_s()
     assert got is None or got > 0
+
+
+def test_watch_keeps_sampling_in_the_background_with_one_thread():
+    import threading
+    import time
+
+    looks = []
+    s = threads.CpuShare(busy=lambda: looks.append(1) or 0.0, own=lambda: 0.0, clock=time.monotonic,
+                         loadavg=lambda: 0.0)
+    before = threading.active_count()
+    s.watch(interval=0.01)
+    s.watch(interval=0.01)  # idempotent: still one sampler
+    deadline = time.monotonic() + 5
+    while len(looks) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(looks) >= 3 and threading.active_count() == before + 1

@@ -33,7 +33,9 @@ CALIBRATION_CHAT = [
                                      "lasts more than three days."},
 ]
 
-THREAD_CHECK_EVERY = 16  # tokens between looks at the machine's load (a few per second)
+# Seconds of decoding between looks at the machine's load. By time, not tokens: two threads beside another
+# busy program can fall to a few tokens a second, so a token count could hold the wrong count for seconds.
+THREAD_CHECK_S = 0.25
 
 
 def _fast_mode(parts, device: str, decode_mode: str | None, quantize: bool | None) -> str:
@@ -106,6 +108,8 @@ class ChatEngine:
             self.info["decode_fallback"] = self.backend.fallback_reason
         self._stops = stop_token_ids(self.tokenizer)
         self._thread_limit = torch.get_num_threads() if adaptive_threads else 0
+        if self._thread_limit and self.info["device"] == "cpu":
+            threads.watch()
         self._lock = threading.RLock()
         self.profile: Profile = self.store.get(BASE_PROFILE)
         self._keys: dict[tuple, str] = {}  # adapter files' identity -> backend cache key
@@ -206,6 +210,7 @@ class ChatEngine:
         self.backend.truncate(common)
         stats.reused_tokens = common
         logits = self.backend.forward(ids[common:])
+        checked = time.perf_counter()
         sampler = Sampler(settings, logits.device)
         # the repetition penalty sees only the reply so far: over the prompt it would push the model away
         # from the words of the KB passages it is meant to restate
@@ -231,8 +236,9 @@ class ChatEngine:
                 reason = "marker"
                 break
             context = torch.cat([context, torch.tensor([[token]])], 1)
-            if step % THREAD_CHECK_EVERY == THREAD_CHECK_EVERY - 1:
+            if time.perf_counter() - checked >= THREAD_CHECK_S:
                 self._fit_threads()  # another process may have started or stopped since
+                checked = time.perf_counter()
             if step + 1 < settings.max_new_tokens:
                 logits = self.backend.forward([token])
         tail = text.finish(cut_by_length=reason == "length")

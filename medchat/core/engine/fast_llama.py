@@ -17,9 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medchat.core.engine import gguf_blocks
 from medchat.core.engine.gguf_blocks import Q4Rows, Q8Rows
 from medchat.core.engine.llama_parts import Linear, LlamaParts, supported_config
 from medchat.core.engine.lora_weights import LoraModule, load_lora
+from medchat.core.engine.q4_step import Q4Step
 from medchat.core.quiet import library_warnings
 
 _FUSED = {"qkv": ("q_proj", "k_proj", "v_proj"), "o": ("o_proj",), "gate_up": ("gate_proj", "up_proj"),
@@ -196,12 +198,18 @@ class _KV:
         self.k = torch.empty(1, n_kv, 256, head_dim, dtype=dtype, device=device)
         self.v = torch.empty_like(self.k)
 
+    def reserve(self, end: int) -> bool:
+        """Room for positions < end; True when the buffers were replaced by larger ones."""
+        if end <= self.k.shape[2]:
+            return False
+        size = max(end, 2 * self.k.shape[2])
+        grow = lambda t: torch.cat([t, t.new_empty(1, t.shape[1], size - t.shape[2], t.shape[3])], 2)
+        self.k, self.v = grow(self.k), grow(self.v)
+        return True
+
     def write(self, pos: int, k: torch.Tensor, v: torch.Tensor):
         end = pos + k.shape[2]
-        if end > self.k.shape[2]:
-            size = max(end, 2 * self.k.shape[2])
-            grow = lambda t: torch.cat([t, t.new_empty(1, t.shape[1], size - t.shape[2], t.shape[3])], 2)
-            self.k, self.v = grow(self.k), grow(self.v)
+        self.reserve(end)
         self.k[:, :, pos:end] = k
         self.v[:, :, pos:end] = v
         return self.k[:, :, :end], self.v[:, :, :end]
@@ -227,7 +235,7 @@ class FastLlama:
         self.fallback_reason = ""
         blocks = None
         if mode == "q4-gguf":
-            blocks, self.fallback_reason = _gguf_blocks(parts, gguf)
+            blocks, self.fallback_reason = gguf_blocks.for_decode(parts, gguf)
             mode = mode if blocks is not None else "float"
         self.mode = mode
         self.quantized = mode not in ("float", "q4-gguf")  # lossy int8
@@ -257,6 +265,8 @@ class FastLlama:
         self.max_positions = getattr(cfg, "max_position_embeddings", 4096)
         self._adapters: dict[str, dict[int, dict[str, LoraModule]]] = {}
         self.active: list[str] = []
+        # q4-gguf decodes a token in one compiled call; prefills (and every other mode) run below in Python
+        self._step = Q4Step.build(blocks["kernel"], self) if blocks else None
         self.reset()
         if dynamic:
             self._calibrate_and_quantize(calibration_ids or list(range(1, 65)), float_keys)
@@ -316,11 +326,15 @@ class FastLlama:
             mods = [self._adapters[n].get(i, {}) for n in names]
             for fl in fused.values():
                 fl.set_lora(mods, self.dtype, self.device)
+        if self._step is not None:
+            self._step.set_lora(self.layers)
 
     # --- cache -----------------------------------------------------------------------------
     def reset(self) -> None:
         self.cached_ids: list[int] = []
         self._kv = [_KV(self.n_kv, self.head_dim, self.dtype, self.device) for _ in self.layers]
+        if self._step is not None:
+            self._step.set_caches(self._kv)
 
     def truncate(self, n: int) -> None:
         del self.cached_ids[n:]  # K/V beyond n are simply overwritten by the next write
@@ -329,6 +343,12 @@ class FastLlama:
     @torch.inference_mode()
     def forward(self, ids: list[int]) -> torch.Tensor:
         past, n = len(self.cached_ids), len(ids)
+        if n == 1 and self._step is not None:
+            if [kv.reserve(past + 1) for kv in self._kv][0]:
+                self._step.set_caches(self._kv)
+            logits = self._step(ids[0], past)
+            self.cached_ids.append(ids[0])
+            return logits
         x = self.embed(torch.tensor([ids], device=self.device))
         pos = torch.arange(past, past + n, device=self.device).unsqueeze(0)
         cos, sin = self.rotary(x, pos)
@@ -353,27 +373,10 @@ class FastLlama:
             gate, up = gu.chunk(2, dim=-1)
             x = x + fused["down"](F.silu(gate) * up)
         self.cached_ids.extend(ids)
+        if self._step is not None:  # the writes above may have grown the caches into new tensors
+            self._step.set_caches(self._kv)
         last = self.norm(x[:, -1:])
         return self.lm_head(last)[0, -1].float()
-
-
-def _gguf_blocks(parts: LlamaParts, gguf: Path | None) -> tuple[dict | None, str]:
-    """The GGUF's groups and the compiled kernel for q4-gguf, or (None, why float is used instead)."""
-    from medchat.core.engine import gguf_blocks, qgemv
-
-    if gguf is None:
-        return None, "the base was not converted from a GGUF"
-    if str(parts.device) != "cpu":
-        return None, "the 4-bit kernel runs on the CPU"
-    from medchat.core import paths
-
-    blocks = gguf_blocks.load(gguf, parts, paths.models_dir() / f"{gguf.stem}.groups.safetensors")
-    if blocks is None:
-        return None, f"{gguf.name} does not hold Q4_1 groups matching the converted weights"
-    kernel = qgemv.load()
-    if kernel is None:
-        return None, f"the 4-bit kernel could not be built ({qgemv.unavailable()})"
-    return {**blocks, "kernel": kernel}, ""
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:

@@ -157,3 +157,22 @@ def _matches(blocks: dict, parts) -> bool:
     head = blocks["head"]
     return head is None or torch.equal(
         Q8Rows(head.q[:64], head.d[:64]).dequantize(), parts.head.weight[:64].float())
+
+
+def for_decode(parts, gguf: Path | None) -> tuple[dict | None, str]:
+    """The GGUF's groups and the compiled kernel for q4-gguf, or (None, why float is used instead)."""
+    from medchat.core.engine import qgemv
+
+    if gguf is None:
+        return None, "the base was not converted from a GGUF"
+    if str(parts.device) != "cpu":
+        return None, "the 4-bit kernel runs on the CPU"
+    from medchat.core import paths
+
+    blocks = load(gguf, parts, paths.models_dir() / f"{gguf.stem}.groups.safetensors")
+    if blocks is None:
+        return None, f"{gguf.name} does not hold Q4_1 groups matching the converted weights"
+    kernel = qgemv.load()
+    if kernel is None:
+        return None, f"the 4-bit kernel could not be built ({qgemv.unavailable()})"
+    return {**blocks, "kernel": kernel}, ""

@@ -1,4 +1,5 @@
-"""A compiled GEMV over the GGUF's own 4-bit (Q4_1) and 8-bit (Q8_0) groups, with float32 activations.
+"""Compiled kernels over the GGUF's own 4-bit (Q4_1) and 8-bit (Q8_0) groups, with float32 activations:
+a GEMV per projection (`csrc/gemv.cpp`) and a whole decode token in one call (`csrc/decoder.cpp`).
 
 Why: a float32 decode token reads ~540 MB of weights and is bound by memory bandwidth (68% of its CPU
 time is `aten::mm`; benchmarks/README.md). The embedded model's weights *are* Q4_1 groups (the float
@@ -18,92 +19,13 @@ import hashlib
 import threading
 from pathlib import Path
 
-_SOURCE = r"""
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <cstdint>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+_CSRC = Path(__file__).parent / "csrc"
+_FILES = ("gemv.cpp", "decoder.cpp")  # one translation unit: the GEMVs, then the decoder that uses them
 
-// q: (n, nb*16) uint8, byte j of a group holding element j (low nibble) and j+16 (high nibble);
-// d, m: (n, nb) float32. Row r of the weight is d*q + m per group of 32.
-torch::Tensor q4_1_gemv(torch::Tensor x, torch::Tensor q, torch::Tensor d, torch::Tensor m) {
-  const int64_t n = q.size(0), nb = d.size(1);
-  const float* xs = x.data_ptr<float>();
-  const uint8_t* qp = q.data_ptr<uint8_t>();
-  const float* dp = d.data_ptr<float>();
-  const float* mp = m.data_ptr<float>();
-  auto out = torch::empty({n}, x.options());
-  float* o = out.data_ptr<float>();
-  std::vector<float> gsum(nb);  // each group's sum of x: the m term is m * gsum, whatever q holds
-  for (int64_t g = 0; g < nb; ++g) { float s = 0.f; for (int j = 0; j < 32; ++j) s += xs[g * 32 + j]; gsum[g] = s; }
-  at::parallel_for(0, n, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* qr = qp + r * nb * 16;
-      const float* dr = dp + r * nb;
-      const float* mr = mp + r * nb;
-      float tail = 0.f;
-      for (int64_t g = 0; g < nb; ++g) tail += mr[g] * gsum[g];
-#ifdef __AVX512F__
-      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-      const __m512i low4 = _mm512_set1_epi32(15);
-      for (int64_t g = 0; g < nb; ++g) {
-        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + g * 16)));
-        const __m512 dv = _mm512_set1_ps(dr[g]);
-        const __m512 lo = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(_mm512_and_si512(v, low4)));
-        const __m512 hi = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)));
-        a0 = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xs + g * 32), a0);
-        a1 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xs + g * 32 + 16), a1);
-      }
-      o[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + tail;
-#else
-      float acc = 0.f;
-      for (int64_t g = 0; g < nb; ++g) {
-        const uint8_t* qs = qr + g * 16;
-        const float* xg = xs + g * 32;
-        for (int j = 0; j < 16; ++j)
-          acc += dr[g] * (float)(qs[j] & 15) * xg[j] + dr[g] * (float)(qs[j] >> 4) * xg[j + 16];
-      }
-      o[r] = acc + tail;
-#endif
-    }
-  });
-  return out;
-}
 
-// q: (n, k) int8, d: (n, k/32) float32. Row r of the weight is d*q per group of 32.
-torch::Tensor q8_0_gemv(torch::Tensor x, torch::Tensor q, torch::Tensor d) {
-  const int64_t n = q.size(0), k = q.size(1), nb = k / 32;
-  const float* xs = x.data_ptr<float>();
-  const int8_t* qp = q.data_ptr<int8_t>();
-  const float* dp = d.data_ptr<float>();
-  auto out = torch::empty({n}, x.options());
-  float* o = out.data_ptr<float>();
-  at::parallel_for(0, n, 256, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int8_t* qr = qp + r * k;
-      const float* dr = dp + r * nb;
-#ifdef __AVX512F__
-      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-      for (int64_t g = 0; g < nb; ++g) {
-        const __m512 dv = _mm512_set1_ps(dr[g]);
-        const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + g * 32));
-        const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + g * 32 + 16));
-        a0 = _mm512_fmadd_ps(_mm512_mul_ps(dv, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0))), _mm512_loadu_ps(xs + g * 32), a0);
-        a1 = _mm512_fmadd_ps(_mm512_mul_ps(dv, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1))), _mm512_loadu_ps(xs + g * 32 + 16), a1);
-      }
-      o[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-#else
-      float acc = 0.f;
-      for (int64_t j = 0; j < k; ++j) acc += dr[j / 32] * (float)qr[j] * xs[j];
-      o[r] = acc;
-#endif
-    }
-  });
-  return out;
-}
-"""
+def _source() -> list[str]:
+    return [(_CSRC / name).read_text(encoding="utf-8") for name in _FILES]
+
 
 _lock = threading.Lock()
 _state: dict = {}
@@ -123,22 +45,27 @@ def _cpu_signature() -> str:
 def build_key() -> str:
     import torch
 
-    return hashlib.sha256(f"{_SOURCE}|{torch.__version__}|{_cpu_signature()}".encode()).hexdigest()[:12]
+    return hashlib.sha256(f"{_source()}|{torch.__version__}|{_cpu_signature()}".encode()).hexdigest()[:12]
 
 
 def load():
-    """The compiled module (`q4_1_gemv`, `q8_0_gemv`), or None where it cannot be built (`unavailable()`
+    """The compiled module (`q4_1_gemv`, `q8_0_gemv`, `Q4Decoder`), or None where it cannot be built (`unavailable()`
     says why). Compiled once per machine and torch version, then loaded from the cache (~0.1 s)."""
     with _lock:
         if "module" in _state:
             return _state["module"]
+        name = f"medchat_qgemv_{build_key()}"
+        module = _built(name)
+        if module is not None:
+            _state.update(module=module, reason="")
+            return module
         try:
             from torch.utils.cpp_extension import load_inline
 
             from medchat.core.quiet import library_warnings
 
             with library_warnings():
-                module = load_inline(f"medchat_qgemv_{build_key()}", _SOURCE, functions=["q4_1_gemv", "q8_0_gemv"],
+                module = load_inline(name, _source(),
                                      extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
                                      verbose=False)
             _state.update(module=module, reason="")
@@ -146,6 +73,34 @@ def load():
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             _state.update(module=None, reason=f"{type(exc).__name__}: {first[:200]}")
         return _state["module"]
+
+
+def _built(name: str):
+    """The module an earlier start built, imported directly: torch's loader would first import setuptools
+    (0.3 s of every start). None when it is not where torch's loader puts it (then that loader runs)."""
+    import importlib.util
+    import os
+    import sys
+
+    import torch
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")  # torch's loader reads it the same way, at each load
+    if not root:
+        from torch import _appdirs
+
+        accel = "cpu" if torch.version.cuda is None else f"cu{torch.version.cuda.replace('.', '')}"
+        python = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
+        root = os.path.join(os.path.realpath(_appdirs.user_cache_dir(appname="torch_extensions")), f"{python}_{accel}")
+    so = Path(root) / name / f"{name}.so"
+    if torch.version.hip is not None or not so.is_file():
+        return None
+    try:
+        spec = importlib.util.spec_from_file_location(name, so)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    except ImportError:  # a build cut short: torch's loader rebuilds it
+        return None
 
 
 def unavailable() -> str:
