@@ -131,6 +131,13 @@ class DPOArgs:
 
 
 @dataclass
+class ChatArgs:
+    """What the installed profile asks of chat (its [generation] table); -1 keeps chat's own default."""
+    temperature: float = field(default=-1.0, metadata={"help": "sampling temperature chat uses with this "
+                                                               "profile: 0 = greedy, -1 = chat's default"})
+
+
+@dataclass
 class TrainConfig:
     stage: str = "sft"
     name: str = ""  # the profile to install
@@ -143,6 +150,7 @@ class TrainConfig:
     reward: RewardArgs = field(default_factory=RewardArgs)
     ppo: PPOArgs = field(default_factory=PPOArgs)
     dpo: DPOArgs = field(default_factory=DPOArgs)
+    chat: ChatArgs = field(default_factory=ChatArgs)
 
     # --- (de)serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -180,6 +188,8 @@ class TrainConfig:
              f"unknown --optim '{t.optim}'"),
             (not (t.bf16 and t.fp16), "choose one of --bf16 and --fp16"),
             (t.logging_steps >= 1, "--logging-steps must be >= 1"),
+            (self.chat.temperature == -1 or 0 <= self.chat.temperature <= 5,
+             "--chat-temperature must be -1 (chat's default) or in [0, 5]"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -187,7 +197,8 @@ class TrainConfig:
         return self
 
 
-SECTIONS = {"model": "", "data": "", "lora": "lora_", "training": "", "reward": "", "ppo": "ppo_", "dpo": "dpo_"}
+SECTIONS = {"model": "", "data": "", "lora": "lora_", "training": "", "reward": "", "ppo": "ppo_", "dpo": "dpo_",
+            "chat": "chat_"}
 TOP_LEVEL = ("stage", "name", "description", "output_dir")
 # LLaMA-Factory spellings, so their YAML files mostly work as recipes
 _LF_ALIASES = {

@@ -75,5 +75,7 @@ def install_adapter(cfg, tm, adapter_dir: Path, datasets: list[dict], metrics: d
         chat_template=_template_text(cfg.data.template) or (parent.chat_template if parent else ""),
         system_prompt=parent.system_prompt if parent else "",
         kb=parent.kb if parent else "",
+        generation=({"temperature": cfg.chat.temperature} if cfg.chat.temperature >= 0
+                    else dict(parent.generation) if parent else {}),
     )
     return store.install(profile, Path(adapter_dir))

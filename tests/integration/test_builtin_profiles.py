@@ -172,3 +172,7 @@ def test_shipped_doctor_names_its_recipe_and_the_data_it_was_trained_on():
         assert d["sha256"] == sha256_files(files), f"{name} changed since the shipped doctor was trained"
     weights = load_file(str(SHIPPED / "adapter_model.safetensors"))
     assert all(t.dtype in (torch.float16, torch.bfloat16) for t in weights.values())
+    from trainer import recipes  # chat samples with it as the recipe says (greedy: what eval grounded measures)
+
+    stages, _ = recipes.plan(recipes.load_recipe(recipes.find("doctor")), {})
+    assert prof.generation == {"temperature": stages[0].chat.temperature} == {"temperature": 0.0}

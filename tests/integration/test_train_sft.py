@@ -42,6 +42,7 @@ def test_sft_memorizes_and_installs_a_profile_that_changes_answers(tiny_model_di
     assert prof.base == str(tiny_model_dir) and prof.base_fingerprint == fingerprint(tiny_model_dir)
     assert prof.datasets[0]["rows"] == 3 and len(prof.datasets[0]["sha256"]) == 64
     assert prof.metrics["steps"] == 30 and prof.metrics["tokens"] > 0 and prof.created
+    assert prof.generation == {}  # chat's own sampling defaults
     assert profile.name == "mem"
 
     run_dir = next(p for p in (prof.path.parent.parent / "runs").iterdir() if p.name.startswith("mem-"))
@@ -68,11 +69,13 @@ def test_cli_train_with_eval_installs_the_best_adapter(tiny_model_dir, mem_file,
 
     rc = main(["train", "--stage", "sft", "--base", str(tiny_model_dir), "--dataset", str(mem_file),
                "--val-dataset", str(mem_file), "--name", "mem-eval", "--max-steps", "12", "--eval-steps", "4",
-               "--learning-rate", "5e-3", "--lora-r", "4", "--set", "lora.dropout=0", "--quiet"])
+               "--learning-rate", "5e-3", "--lora-r", "4", "--set", "lora.dropout=0", "--chat-temperature", "0",
+               "--quiet"])
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "installed profile 'mem-eval'" in out.out and "eval loss" in out.out
     prof = ProfileStore().get("mem-eval")
+    assert prof.generation == {"temperature": 0.0}  # chat answers greedily with it
     run_dir = next((medchat_home / "runs").glob("mem-eval-*"))
     evals = [json.loads(x)["eval_loss"] for x in (run_dir / "trainer_log.jsonl").read_text().splitlines()
              if "eval_loss" in json.loads(x)]
@@ -90,6 +93,9 @@ def test_cli_errors_are_one_line(tiny_model_dir, mem_file, capsys):
     assert "no dataset given" in capsys.readouterr().err
     assert main(["train", "--name", "x", "--dataset", "nope_nope"]) == 1  # runtime: no such dataset
     assert "unknown dataset 'nope_nope'" in capsys.readouterr().err
+    assert main(["train", "--name", "x", "--dataset", str(mem_file), "--base", str(tiny_model_dir),
+                 "--chat-temperature", "9"]) == 1
+    assert "--chat-temperature must be -1" in capsys.readouterr().err
 
 
 def test_pt_stage_packs_text_and_sft_packing_option(tiny_model_dir, tmp_path, medchat_home):
