@@ -119,15 +119,17 @@ class Builder:
 
     def answer(self, passages, question: str, source: str, section: str = "") -> str | None:
         """The listed sentences of the relevant condition, restated in rank order with their [n]
-        (up to 4; 3 and the "when to seek care" advice for a worried question); None when the
+        (up to 4; 3 and the "when to seek care" advice for a worried question, unless it asks exactly
+        that and the listed seek-care lines lead the answer); None when the
         condition's passage, or the asked section of it, was not retrieved. Only what the prompt shows
         decides which sentences: the model can learn it."""
         own = [(i, p) for i, p in enumerate(passages, 1) if p.source == source]
         if not own or (section and not any(p.section == section for _, p in own)):
             return None
-        serious = bool(SERIOUS_RE.search(question)) or section in SEEK
+        asks_seek = section in SEEK  # "when should I see a doctor": the seek-care lines are the answer itself
+        serious = asks_seek or bool(SERIOUS_RE.search(question))
         listed = [f for f in self.lines(question, passages) if f.source == source]
-        body = [(f.n, f.sentence, f.section) for f in listed if not (serious and f.section in SEEK)]
+        body = [(f.n, f.sentence, f.section) for f in listed if asks_seek or not (serious and f.section in SEEK)]
         if not body:  # nothing of the condition made the list: its first passage's closest statements
             n, p = own[0]
             body = [(n, u, p.section) for u in pick_units(p, question, most=3)]
@@ -140,7 +142,7 @@ class Builder:
             sentences = [f"{self.rng.choice(lead)} {', '.join(items[:-1])} and {items[-1]}."]
         else:
             sentences = [cite(u, n) for n, u, _ in body]
-        if serious:
+        if serious and not any(sec in SEEK for _, _, sec in body):
             seek = [f for f in listed if f.section in SEEK]
             seek_passages = [(i, p) for i, p in own if p.section in SEEK]
             if seek:

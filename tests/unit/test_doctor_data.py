@@ -130,3 +130,34 @@ def test_manifest_records_the_hash_of_each_output():
 def test_the_datasets_are_registered_for_the_trainer():
     info = json.loads((SAMPLES / "dataset_info.json").read_text())
     assert info["doctor_sft"]["file_name"] == FILES[0] and info["doctor_sft_val"]["file_name"] == FILES[1]
+
+
+def _builder(listed):
+    """build_doctor_data.Builder without its KB and embedder: `lines` returns `listed`."""
+    import importlib.util
+    import random
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "build_doctor_data.py"
+    spec = importlib.util.spec_from_file_location("build_doctor_data_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    b = object.__new__(module.Builder)
+    b.rng = random.Random(0)
+    b.lines = lambda question, passages: listed
+    return b
+
+
+def test_a_question_about_when_to_seek_care_is_answered_with_the_seek_care_lines_first():
+    from types import SimpleNamespace as NS
+
+    passages = [NS(source="gout.md", section="Treatment", text="Rest the joint."),
+                NS(source="gout.md", section="When to seek care", text="See a doctor for a hot swollen joint.")]
+    listed = [NS(n=2, sentence="See a doctor for a hot swollen joint with fever.", section="When to seek care",
+                 source="gout.md"),
+              NS(n=1, sentence="Rest the joint and raise it.", section="Treatment", source="gout.md")]
+    asked = _builder(listed).answer(passages, "when should I get help for gout", "gout.md", "When to seek care")
+    assert asked.startswith("See a doctor for a hot swollen joint with fever [2].")
+    assert asked.count("hot swollen joint") == 1  # no second seek-care line appended
+    # a worried question about another section: that section's lines first, then the seek-care line
+    worried = _builder(listed).answer(passages, "is gout serious, how is it treated", "gout.md", "Treatment")
+    assert worried.startswith("Rest the joint and raise it [1].") and worried.endswith("with fever [2].")
