@@ -344,7 +344,7 @@ class FastLlama:
     def forward(self, ids: list[int]) -> torch.Tensor:
         past, n = len(self.cached_ids), len(ids)
         if n == 1 and self._step is not None:
-            if [kv.reserve(past + 1) for kv in self._kv][0]:
+            if any([kv.reserve(past + 1) for kv in self._kv]):  # a list: every layer grows, not just the first
                 self._step.set_caches(self._kv)
             logits = self._step(ids[0], past)
             self.cached_ids.append(ids[0])
