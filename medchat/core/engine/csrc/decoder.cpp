@@ -129,16 +129,8 @@ class Q4Decoder {
       for (int64_t i = 0; i < H; ++i) x[i] += tmp[i];
     }
     rmsnorm(x.data(), norm_, xn.data());
-    if (head_w_.defined()) return at::mv(head_w_, torch::from_blob(xn.data(), {H}, torch::kFloat32));
-    const int64_t n = head_q_.size(0), nb = head_d_.size(1);
-    auto out = torch::empty({n}, torch::kFloat32);
-    float* o = out.data_ptr<float>();
-    const int8_t* qp = head_q_.data_ptr<int8_t>();
-    const float* dp = head_d_.data_ptr<float>();
-    at::parallel_for(0, n, 256, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) o[r] = q8_0_row(xn.data(), qp + r * nb * 32, dp + r * nb, nb);
-    });
-    return out;
+    const auto last = torch::from_blob(xn.data(), {H}, torch::kFloat32);
+    return head_w_.defined() ? at::mv(head_w_, last) : q8_0_gemv(last, head_q_, head_d_);
   }
 
  private:
