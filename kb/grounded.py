@@ -45,6 +45,12 @@ class GroundedQuestion:
         return split_of(self.split_key)
 
 
+def contains_fact(text: str, facts) -> bool:
+    """`text` states one of the expected `facts` (case-insensitive substring): a hit."""
+    low = (text or "").lower()
+    return any(f.lower() in low for f in facts)
+
+
 def split_of(key: str) -> str:
     return "test" if int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) % 10 < TEST_BUCKETS else "train"
 

@@ -9,35 +9,48 @@ misquotes it.
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from kb.chunking import _ABBREV
 from kb.embedder import encode_query
 
-# Cosine (all-MiniLM-L6-v2) a sentence, embedded under its title and section, needs to be shown.
+# Cosine (all-MiniLM-L6-v2) a sentence, embedded under its title and section, needs (to the question
+# or to the turn's search query, which for a follow-up holds the earlier question) to be listed at all.
 # On the test KB (tests/data/kb/docs, 8 questions) the best sentence scored 0.60-0.84 and off-topic
 # questions ("how do I bake bread?") peaked at 0.09. Not tuned further: the top sentence held the
 # answer for 5 of the 8 questions (for "what is velmora fever treated with?" it came third); a short
 # sentence with little content of its own ("It does not exist in the real world.") can outrank it,
 # since its vector is then mostly its title's.
 MIN_SIMILARITY = 0.35
-MARGIN = 0.15  # keep only sentences within this of the best one, so a weak second fact is not padded in
+# Log-odds (the ranker's scale): the block keeps only sentences this close to the best one, so a weak
+# second fact is not padded in. Cross-validated as above, the 3-line block held a fact for 0.746 /
+# 0.807 / 0.854 of questions with 0.5 / 1 / 2; 1 keeps it short.
+MARGIN = 1.0
 LIMIT = 3
 # The prompt lists more of them (`ranked`, `format_lines`) so the model can restate what the passages
 # say without finding it in ~500 tokens of passages: on the grounded train split (342 covered
-# questions) an expected fact was among the best 3 / 4 / 5 / 6 ranked sentences (no margin) for
-# 0.836 / 0.868 / 0.892 / 0.927 of them. 4 keeps the prompt short (~120 tokens more).
+# questions) an expected fact was among the best 3 / 4 / 5 / 6 sentences of the earlier hand-set
+# ranking (no margin, no floor) for 0.836 / 0.868 / 0.892 / 0.927 of them; the learned ranker below
+# gets 0.892 with 4 (floor included). 4 keeps the prompt short (~120 tokens more).
 PROMPT_LIMIT = 4
 MAX_SENTENCES = 96  # embedding cost stays bounded whatever the passages hold
-# Ranking = cosine + FIRST_PASSAGE if the sentence is in passage [1] + OVERLAP x the share of the
-# question's content words it contains. Cosine alone let a sentence of a lower passage that merely
-# names the condition outrank the answer in the passage the retriever (BM25 + vectors + section
-# intent) put first. On the grounded set's train split (340 covered questions, kb/data/grounded) the
-# fact was among the shown sentences for 0.691 by cosine alone, 0.762 with FIRST_PASSAGE = 0.1 and
-# 0.779 with both (0.2 and 0.4 for OVERLAP did worse: short sentences echoing the question win).
-FIRST_PASSAGE = 0.1
-OVERLAP = 0.1
+# Ranking: a logistic regression over `rank_features` (the cosine to the question and to the turn's
+# search query, the passage's place in the retriever's order, the question words the sentence holds,
+# and a few marks of a specific statement: a number, a bracket, "such as", its length, a seek-care
+# section). `medchat kb fit-ranker` (kb/sentence_ranker.py) fits it on the grounded set's train split,
+# where the label is "the sentence holds an expected fact", and stores it in RANKER_FILE. In 5-fold
+# cross-validation grouped by condition (342 covered questions) an expected fact was among the first 1
+# / 4 listed sentences for 0.632 / 0.892 of them, against 0.544 / 0.819 for the hand-set sum it
+# replaced (cosine + 0.1 in passage [1] + 0.1 x question-word share, floor on the question's cosine).
+RANKER_FILE = Path(__file__).resolve().parent / "data" / "key_fact_ranker.json"
+FEATURES = ("cosine", "cosine_query", "first_passage", "inverse_rank", "question_words", "has_digit",
+            "has_bracket", "names_example", "log_words", "seek_care")
+SEEK_SECTIONS = ("Red flags", "When to seek care")
 LINES_HEADER = "Most relevant sentences of the passages:"
 _STOP = frozenset("a an the of to for and or in on is are it its my i do you how what can with be at this that does "
                   "should when u".split())
@@ -62,7 +75,7 @@ class KeyFact:
     title: str
     section: str
     score: float  # cosine of question and sentence
-    rank: float = 0.0  # `rank_score`: the cosine plus the passage-[1] and question-word terms
+    rank: float = 0.0  # `rank_score`: the ranker's log-odds that the sentence holds the answer
 
     def to_dict(self) -> dict:
         return {"n": self.n, "sentence": self.sentence, "source": self.source, "title": self.title,
@@ -125,13 +138,10 @@ def _blocks(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def ranked(question: str, passages, embedder, limit: int = PROMPT_LIMIT,
-           min_score: float = MIN_SIMILARITY) -> list[KeyFact]:
-    """The `limit` best-ranked verbatim sentences of `passages` (numbered from 1, as in the prompt) whose
-    cosine clears `min_score`, best first, with no margin: the lines the prompt lists (`format_lines`);
-    `shown` narrows them to the block a reader sees."""
-    if not question.strip() or not passages or limit <= 0:
-        return []
+def scored(question: str, passages, embedder, query: str = "") -> list[tuple[int, object, str, float, float]]:
+    """Every candidate sentence of `passages` (numbered from 1, as in the prompt), with its cosine to the
+    question and to `query` (what the turn searched with; the question itself when empty):
+    (n, passage, sentence, cosine, cosine_query). The one place `ranked` and the ranker's fit read."""
     seen, candidates = set(), []
     for n, p in enumerate(passages, 1):
         for sentence in split_sentences(p.text):
@@ -145,17 +155,29 @@ def ranked(question: str, passages, embedder, limit: int = PROMPT_LIMIT,
         return []
     vectors = embedder.encode([_in_context(p, s) for _, p, s in candidates])
     cosines = (vectors @ encode_query(embedder, question)).tolist()
+    by_query = cosines if not query or query == question else (vectors @ encode_query(embedder, query)).tolist()
+    return [(n, p, s, c, cq) for (n, p, s), c, cq in zip(candidates, cosines, by_query)]
+
+
+def ranked(question: str, passages, embedder, limit: int = PROMPT_LIMIT,
+           min_score: float = MIN_SIMILARITY, query: str = "") -> list[KeyFact]:
+    """The `limit` best-ranked verbatim sentences of `passages` whose cosine to the question or to the
+    turn's `query` clears `min_score`, best first, with no margin: the lines the prompt lists
+    (`format_lines`); `shown` narrows them to the block a reader sees."""
+    if not question.strip() or not passages or limit <= 0:
+        return []
+    candidates = scored(question, passages, embedder, query)
     asked = content_words(question)
-    ranks = [rank_score(c, n, asked, s) for c, (n, _, s) in zip(cosines, candidates)]
+    ranks = [rank_score(rank_features(c, cq, n, asked, s, getattr(p, "section", "")))
+             for n, p, s, c, cq in candidates]
     out = []
     for i in sorted(range(len(candidates)), key=lambda i: (-ranks[i], i)):
         if len(out) == limit:
             break
-        if cosines[i] < min_score:  # the floor is on the embedder's own judgement: off-topic stays out
+        n, p, sentence, cosine, cosine_query = candidates[i]
+        if max(cosine, cosine_query) < min_score:  # the floor is the embedder's own judgement: off-topic stays out
             continue
-        n, p, sentence = candidates[i]
-        out.append(KeyFact(n, sentence, p.source, p.title, getattr(p, "section", ""), float(cosines[i]),
-                           float(ranks[i])))
+        out.append(KeyFact(n, sentence, p.source, p.title, getattr(p, "section", ""), float(cosine), float(ranks[i])))
     return out
 
 
@@ -164,10 +186,40 @@ def shown(facts: list[KeyFact], limit: int = LIMIT, margin: float = MARGIN) -> l
     return [f for f in facts if f.rank >= facts[0].rank - margin][:limit] if facts else []
 
 
-def rank_score(cosine: float, n: int, asked: set[str], sentence: str) -> float:
-    """How a candidate sentence ranks: its cosine, a bonus in passage [1], and the question words it holds."""
+def rank_features(cosine: float, cosine_query: float, n: int, asked: set[str], sentence: str,
+                  section: str) -> list[float]:
+    """One candidate's FEATURES, in order."""
     share = len(asked & content_words(sentence)) / len(asked) if asked else 0.0
-    return cosine + FIRST_PASSAGE * (n == 1) + OVERLAP * share
+    low = sentence.lower()
+    return [cosine, cosine_query, float(n == 1), 1.0 / n, share, float(any(ch.isdigit() for ch in sentence)),
+            float("(" in sentence), float("such as" in low or "for example" in low),
+            math.log(max(1, len(sentence.split()))), float(section in SEEK_SECTIONS)]
+
+
+def rank_score(features: list[float], ranker: dict | None = None) -> float:
+    """How a candidate ranks: the ranker's log-odds that it holds what the question asks."""
+    ranker = ranker or load_ranker()
+    return float(sum(w * f for w, f in zip(ranker["weights"], features)) + ranker["bias"])
+
+
+def load_ranker(path: Path | None = None) -> dict:
+    """The fitted ranker ({"features", "weights", "bias", ...}), read once per file."""
+    return _load_ranker(str(path or RANKER_FILE))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_ranker(path: str) -> dict:
+    from medchat.core.errors import UserError
+
+    fix = "refit it with `medchat kb fit-ranker`"
+    try:
+        ranker = json.loads(Path(path).read_text(encoding="utf-8"))
+        ok = tuple(ranker["features"]) == FEATURES and len(ranker["weights"]) == len(FEATURES)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"cannot read the key-fact ranker {path} ({exc}); {fix}") from exc
+    if not ok:
+        raise UserError(f"the key-fact ranker {path} was fitted on other features; {fix}")
+    return ranker
 
 
 def content_words(text: str) -> set[str]:

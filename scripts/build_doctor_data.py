@@ -108,16 +108,17 @@ class Builder:
             self.cache[key] = kb.retrieve(query, kb="default", k=k)
         return self.cache[key]
 
-    def lines(self, question: str, passages) -> list:
-        """The ranked sentences the chat lists under the passages (ChatSession.rank_key_facts)."""
-        return ranked(question, passages, self.embedder)
+    def lines(self, question: str, passages, query: str = "") -> list:
+        """The ranked sentences the chat lists under the passages (ChatSession.rank_key_facts); `query`
+        is what the turn searched with, for a follow-up."""
+        return ranked(question, passages, self.embedder, query=query)
 
     @staticmethod
     def clean(passages) -> bool:
         """2-4 passages and none from a test-split condition."""
         return 2 <= len(passages) <= 4 and all(split_of(p.source) == "train" for p in passages)
 
-    def answer(self, passages, question: str, source: str, section: str = "") -> str | None:
+    def answer(self, passages, question: str, source: str, section: str = "", query: str = "") -> str | None:
         """The listed sentences of the relevant condition, restated in rank order with their [n]
         (up to 4; 3 and the "when to seek care" advice for a worried question, unless it asks exactly
         that and the listed seek-care lines lead the answer); None when the
@@ -128,7 +129,7 @@ class Builder:
             return None
         asks_seek = section in SEEK  # "when should I see a doctor": the seek-care lines are the answer itself
         serious = asks_seek or bool(SERIOUS_RE.search(question))
-        listed = [f for f in self.lines(question, passages) if f.source == source]
+        listed = [f for f in self.lines(question, passages, query) if f.source == source]
         body = [(f.n, f.sentence, f.section) for f in listed if asks_seek or not (serious and f.section in SEEK)]
         if not body:  # nothing of the condition made the list: its first passage's closest statements
             n, p = own[0]
@@ -157,8 +158,8 @@ class Builder:
     def abstain(self) -> str:
         return self.rng.choice(ABSTAIN)
 
-    def prompt(self, passages, question: str) -> str:
-        return f"{format_context(passages, key_lines=self.lines(question, passages))}\n\nQuestion: {question}"
+    def prompt(self, passages, question: str, query: str = "") -> str:
+        return f"{format_context(passages, key_lines=self.lines(question, passages, query))}\n\nQuestion: {question}"
 
     def single(self, question: str, source: str, section: str) -> dict | None:
         passages = self.retrieve(question)
@@ -188,15 +189,15 @@ class Builder:
     def follow_up(self, first: str, second: str, source: str, section: str) -> dict | None:
         """Turn 1 answered from its own passages (kept plain, as the chat keeps it), then turn 2 with
         passages retrieved for 'previous question + new one'."""
-        p1 = self.retrieve(first)
-        p2 = self.retrieve(kb.turn_query([first], second))
+        query = kb.turn_query([first], second)
+        p1, p2 = self.retrieve(first), self.retrieve(query)
         if not (self.clean(p1) and self.clean(p2)):
             return None
         a1 = self.answer(p1, first, source)
-        a2 = self.answer(p2, second, source, section)
+        a2 = self.answer(p2, second, source, section, query)
         if a1 is None or a2 is None:
             return None
-        return convo([(first, a1), (self.prompt(p2, second), a2)], "follow-up")
+        return convo([(first, a1), (self.prompt(p2, second, query), a2)], "follow-up")
 
 
 def convo(turns: list[tuple[str, str]], kind: str) -> dict:

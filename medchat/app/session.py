@@ -120,17 +120,22 @@ class ChatSession:
     def retrieve(self, text: str) -> list:
         if self.kb_name is None:
             return []
-        # follow-ups ("and for children?") need the previous question for context; the newest user
-        # message is already in self.messages when a reply is made, so it is not counted twice
-        users = [m["content"] for m in self.messages if m["role"] == "user"]
-        if users and users[-1] == text:
-            users.pop()
         import kb as kbmod
 
-        query = kbmod.turn_query(users, text)
+        query = self._turn_query(text)
         if self._retriever is not None:
             return list(self._retriever(query))
         return kbmod.retrieve(query, kb=self.kb_name)
+
+    def _turn_query(self, text: str) -> str:
+        """What the turn searches with (kb.turn_query): follow-ups ("and for children?") need the previous
+        question; the newest user message is already in self.messages, so it is not counted twice."""
+        import kb as kbmod
+
+        users = [m["content"] for m in self.messages if m["role"] == "user"]
+        if users and users[-1] == text:
+            users.pop()
+        return kbmod.turn_query(users, text)
 
     def rank_key_facts(self, text: str, sources: list) -> list:
         """The sentences of `sources` closest to the question `text`, verbatim (kb.key_facts.ranked):
@@ -148,7 +153,7 @@ class ChatSession:
         from kb.key_facts import ranked
 
         try:
-            return ranked(text, sources, model)
+            return ranked(text, sources, model, query=self._turn_query(text))
         except Exception:  # noqa: BLE001 - the lines are a help to the model and an extra to the reader, never a failed turn
             return []
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import math
 from types import SimpleNamespace
 
 import pytest
 
 from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
-from kb.key_facts import (FIRST_PASSAGE, LIMIT, LINES_HEADER, MARGIN, OVERLAP, PROMPT_LIMIT, format_block,  # noqa: E402
-                          format_lines, rank_score, ranked, shown, split_sentences)
+from kb.key_facts import (FEATURES, LIMIT, LINES_HEADER, MARGIN, MIN_SIMILARITY, PROMPT_LIMIT,  # noqa: E402
+                          format_block, format_lines, load_ranker, rank_features, rank_score, ranked, shown,
+                          split_sentences)
 from tests.support.hashing_embedder import HashingEmbedder  # noqa: E402
 from medchat.app.commands import REGISTRY  # noqa: E402
 from medchat.core.profiles import ProfileStore  # noqa: E402
@@ -95,25 +97,59 @@ class FixedEmbedder:
         return np.array([np.array(v) / np.linalg.norm(v) for v in out], dtype=np.float32)
 
 
-def test_rank_score_adds_the_first_passage_bonus_and_the_question_words():
+def test_rank_features_read_each_mark_of_a_candidate():
     asked = {"velmora", "fever", "treated"}
-    assert rank_score(0.5, 2, asked, "Nothing shared here.") == pytest.approx(0.5)
-    assert rank_score(0.5, 1, asked, "Nothing shared here.") == pytest.approx(0.5 + FIRST_PASSAGE)
-    assert rank_score(0.5, 2, asked, "Velmora fever is treated with tea.") == pytest.approx(0.5 + OVERLAP)
-    assert rank_score(0.5, 3, set(), "Velmora fever") == pytest.approx(0.5)
+    got = dict(zip(FEATURES, rank_features(0.6, 0.7, 1, asked, "Velmora fever is treated (such as tea) 2 times.",
+                                           "Red flags")))
+    assert got == pytest.approx({"cosine": 0.6, "cosine_query": 0.7, "first_passage": 1.0, "inverse_rank": 1.0,
+                                 "question_words": 1.0, "has_digit": 1.0, "has_bracket": 1.0, "names_example": 1.0,
+                                 "log_words": math.log(9), "seek_care": 1.0})
+    plain = dict(zip(FEATURES, rank_features(0.6, 0.6, 4, set(), "Rest helps.", "Treatment")))
+    assert (plain["first_passage"], plain["inverse_rank"], plain["question_words"], plain["has_digit"],
+            plain["has_bracket"], plain["names_example"], plain["seek_care"]) == (0.0, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def test_rank_score_is_the_rankers_log_odds_and_the_shipped_one_prefers_closer_and_earlier():
+    ranker = {"features": list(FEATURES), "weights": [2.0] + [0.0] * (len(FEATURES) - 1), "bias": -1.0}
+    assert rank_score(rank_features(0.5, 0.1, 3, set(), "x y", ""), ranker) == pytest.approx(0.0)
+    shipped = load_ranker()
+    assert tuple(shipped["features"]) == FEATURES and shipped["questions"] >= 300
+    close, far = (rank_score(rank_features(c, c, 2, set(), "Same words here.", "Treatment")) for c in (0.8, 0.5))
+    first, third = (rank_score(rank_features(0.6, 0.6, n, set(), "Same words here.", "Treatment")) for n in (1, 3))
+    assert close > far and first > third
+
+
+def test_a_ranker_fitted_on_other_features_is_refused_with_the_refit_command(tmp_path):
+    from medchat.core.errors import UserError
+
+    bad = tmp_path / "ranker.json"
+    bad.write_text('{"features": ["cosine"], "weights": [1.0], "bias": 0.0}')
+    with pytest.raises(UserError, match="medchat kb fit-ranker"):
+        load_ranker(bad)
+    with pytest.raises(UserError, match="medchat kb fit-ranker"):
+        load_ranker(tmp_path / "missing.json")
 
 
 def test_block_prefers_the_retrievers_first_passage_on_a_near_tie():
     # by cosine alone passage [2]'s sentence (0.80) beats passage [1]'s (0.75); the retriever put [1]
-    # first, and within FIRST_PASSAGE that decides
+    # first, and that decides a near tie
     passages = [passage("Alpha holds the answer.", "a.md", "A"), passage("Beta names the condition.", "b.md", "B")]
     vectors = {"Alpha": [0.75, (1 - 0.75 ** 2) ** 0.5, 0.0], "Beta": [0.80, 0.0, (1 - 0.80 ** 2) ** 0.5],
                "zzz": [1.0, 0.0, 0.0]}
-    facts = reader_block("zzz?", passages, FixedEmbedder(vectors))
+    facts = ranked("zzz?", passages, FixedEmbedder(vectors))
     assert [f.n for f in facts] == [1, 2]
     assert facts[0].score == pytest.approx(0.75, abs=1e-5)  # the shown score stays the cosine
-    vectors["Alpha"] = [0.50, 0.75 ** 0.5, 0.0]  # 0.30 behind: beyond the bonus and the margin
+    vectors["Alpha"] = [0.30, 0.91 ** 0.5, 0.0]  # under the floor: off-topic, whatever its place
     assert [f.n for f in reader_block("zzz?", passages, FixedEmbedder(vectors))] == [2]
+
+
+def test_a_follow_up_lists_the_lines_its_search_query_finds():
+    # "and after that?" alone matches nothing; with the earlier question (the turn's query) it does
+    passages = [passage("Alpha holds the answer.", "a.md", "A")]
+    vectors = {"Alpha": [0.6, 0.8, 0.0], "zzz": [1.0, 0.0, 0.0], "and after": [0.0, 0.0, 1.0]}
+    assert ranked("and after that?", passages, FixedEmbedder(vectors)) == []
+    lines = ranked("and after that?", passages, FixedEmbedder(vectors), query="zzz and after that?")
+    assert [f.n for f in lines] == [1] and lines[0].score == pytest.approx(0.0, abs=1e-5)
 
 
 def _graded(cosines):
@@ -127,14 +163,16 @@ def _graded(cosines):
 
 def test_ranked_lists_the_best_few_for_the_prompt_and_shown_narrows_them():
     # cosines 0.9, 0.88, 0.5, 0.45, 0.4, 0.2: the floor drops 0.2, PROMPT_LIMIT keeps 4 of the rest,
-    # the reader's block keeps only those within MARGIN of the best (passage [1]'s bonus included)
+    # the reader's block keeps only those within MARGIN of the best
     passages, embedder = _graded([0.9, 0.88, 0.5, 0.45, 0.4, 0.2])
     lines = ranked("zzz?", passages, embedder)
     assert [f.n for f in lines] == [1, 2, 3, 4][:PROMPT_LIMIT]
-    assert lines[0].rank == pytest.approx(0.9 + FIRST_PASSAGE, abs=1e-5)
-    assert [f.n for f in shown(lines)] == [f.n for f in lines if f.rank >= lines[0].rank - MARGIN][:LIMIT] == [1, 2]
+    best = rank_score(rank_features(0.9, 0.9, 1, set(), lines[0].sentence, ""))
+    assert lines[0].rank == pytest.approx(best, abs=1e-4)
+    assert [f.n for f in shown(lines)] == [f.n for f in lines if f.rank >= lines[0].rank - MARGIN][:LIMIT]
     assert shown(ranked("zzz?", passages, embedder, limit=LIMIT)) == shown(lines)  # the block ignores PROMPT_LIMIT
     assert [f.n for f in ranked("zzz?", passages, embedder, limit=9)] == [1, 2, 3, 4, 5]  # 0.2 is off-topic
+    assert all(f.score >= MIN_SIMILARITY for f in lines)
     assert shown([]) == []
 
 
@@ -162,6 +200,17 @@ def test_the_prompt_lists_the_key_lines_even_when_the_block_is_off():
     second = engine.calls[-1]["messages"]
     assert second[1]["content"] == "What is velmora fever treated with?"
     assert second[-1]["content"].count(LINES_HEADER) == 1
+
+
+def test_a_follow_up_turn_ranks_with_the_query_it_searched_with():
+    # the chat searches a follow-up with the earlier question (kb.turn_query); its lines must come from there too
+    engine = FakeEngine(install_fake_profiles(ProfileStore()))
+    passages = [passage("Alpha holds the answer.", "a.md", "A")]
+    embedder = FixedEmbedder({"Alpha": [0.6, 0.8, 0.0], "zzz": [1.0, 0.0, 0.0], "and after": [0.0, 0.0, 1.0]})
+    chat = ChatSession(engine, kb="default", triage=lambda t: None, retriever=lambda q: passages, embedder=embedder)
+    assert done(chat, "zzz first question").key_facts
+    assert [f.sentence for f in done(chat, "and after that?").key_facts] == ["Alpha holds the answer."]
+    assert LINES_HEADER in engine.calls[-1]["messages"][-1]["content"]
 
 
 def test_block_gives_nothing_off_topic_or_empty():

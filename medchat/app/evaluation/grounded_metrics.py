@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import re
 
+from kb.grounded import contains_fact  # one rule for the eval and the ranker's labels
+
 NOT_COVERED = [
     r"\b(?:passages?|sources?|references?|knowledge base|information (?:i have|provided|available)|context)\b"
     r"[^.?!]{0,80}\b(?:do(?:es)?n[o']?t|do(?:es)? not|don't|doesn't|never)\b[^.?!]{0,40}"
@@ -73,11 +75,6 @@ _TERM_RES = {t: re.compile(rf"(?<![\w-]){re.escape(t)}(?![\w-])", re.IGNORECASE)
 _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _NOT_COVERED = [re.compile(p, re.IGNORECASE) for p in NOT_COVERED]
 _CLINICIAN = [re.compile(p, re.IGNORECASE) for p in CLINICIAN]
-
-
-def contains_fact(text: str, facts) -> bool:
-    low = (text or "").lower()
-    return any(f.lower() in low for f in facts)
 
 
 def citations(answer: str) -> list[int]:
