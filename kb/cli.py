@@ -66,10 +66,7 @@ def register(subparsers) -> None:
                                     "the section templates filled with train-split conditions of the default "
                                     "KB, saves it, and reports on the test split how often the first passage "
                                     "holds an expected fact without and with it.")
-    fi.add_argument("--kb", default="default", help="KB whose embedder and passages are used (default: default)")
-    fi.add_argument("--questions", metavar="PATH", help="grounded question file (default: the bundled set)")
-    fi.add_argument("--out", metavar="PATH", help="where to save the head (default: the one search uses)")
-    fi.add_argument("--json", action="store_true")
+    _fit_arguments(fi, "the head (default: the one search uses)")
     fi.set_defaults(func=cmd_fit_intent)
 
     fr = sub.add_parser("fit-ranker", help="refit the key-fact sentence ranker on the grounded questions' train split",
@@ -78,10 +75,7 @@ def register(subparsers) -> None:
                                     "of the grounded question set retrieved from the KB, saves it, and reports "
                                     "how often an expected fact is among the first 1-4 sentences in "
                                     "cross-validation grouped by condition.")
-    fr.add_argument("--kb", default="default", help="KB whose embedder and passages are used (default: default)")
-    fr.add_argument("--questions", metavar="PATH", help="grounded question file (default: the bundled set)")
-    fr.add_argument("--out", metavar="PATH", help="where to save the ranker (default: the one the chat uses)")
-    fr.add_argument("--json", action="store_true")
+    _fit_arguments(fr, "the ranker (default: the one the chat uses)")
     fr.set_defaults(func=cmd_fit_ranker)
 
     bn = sub.add_parser("bench", help="measure build throughput and query latency on synthetic chunks")
@@ -94,6 +88,14 @@ def register(subparsers) -> None:
 
 
 # ---------------------------------------------------------------- helpers
+
+def _fit_arguments(parser, saved: str) -> None:
+    """The options every head fitted on the grounded questions takes."""
+    parser.add_argument("--kb", default="default", help="KB whose embedder and passages are used (default: default)")
+    parser.add_argument("--questions", metavar="PATH", help="grounded question file (default: the bundled set)")
+    parser.add_argument("--out", metavar="PATH", help=f"where to save {saved}")
+    parser.add_argument("--json", action="store_true")
+
 
 def _console(stderr: bool = False):
     from rich.console import Console
