@@ -167,8 +167,8 @@ def ranked(question: str, passages, embedder, limit: int = PROMPT_LIMIT,
     if not question.strip() or not passages or limit <= 0:
         return []
     candidates = scored(question, passages, embedder, query)
-    asked = content_words(question)
-    ranks = [rank_score(rank_features(c, cq, n, asked, s, getattr(p, "section", "")))
+    asked, ranker = content_words(question), load_ranker()
+    ranks = [rank_score(rank_features(c, cq, n, asked, s, getattr(p, "section", "")), ranker)
              for n, p, s, c, cq in candidates]
     out = []
     for i in sorted(range(len(candidates)), key=lambda i: (-ranks[i], i)):
