@@ -25,13 +25,13 @@ TOP = (1, 2, 3, 4)
 def examples(questions, retrieve, embedder) -> list[tuple[str, list[tuple[list[float], bool, float]]]]:
     """Per covered question: (its condition, [(features, holds an expected fact, floor cosine)] per
     candidate sentence). `retrieve(query)` returns the passages the chat would show."""
-    from kb import turn_query
+    from kb.section_intent import query_text
 
     out = []
     for q in questions:
         if not q.covered:
             continue
-        query = turn_query(list(q.context), q.question)
+        query = query_text(q)
         asked = content_words(q.question)
         rows = [(rank_features(c, cq, n, asked, s, getattr(p, "section", "")), contains_fact(s, q.facts), max(c, cq))
                 for n, p, s, c, cq in scored(q.question, retrieve(query), embedder, query)]
