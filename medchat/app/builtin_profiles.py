@@ -141,3 +141,23 @@ def default_profile(store: ProfileStore, base_fingerprint: str) -> str | None:
     if prof.kind != "chat" or (prof.base_fingerprint and prof.base_fingerprint != base_fingerprint):
         return None
     return prof.name
+
+
+def install_shipped(store: ProfileStore, base: str | None) -> None:
+    """First run of a command that loads `base` (chat, ask, eval): prepare it and install the shipped
+    profiles made for it, saying so on stderr. Never a reason for the command to fail."""
+    import sys
+
+    from medchat.core.models import resolve_base
+
+    if not shipped():
+        return
+    try:
+        model_dir = resolve_base(base)
+    except UserError:  # loading the engine reports this, once
+        return
+    try:
+        for name in install_builtin(store, model_dir=model_dir):
+            print(f"medchat: installed the shipped profile '{name}'", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a broken shipped folder must not stop the command
+        print(f"medchat: could not install the shipped profiles ({exc})", file=sys.stderr)

@@ -138,6 +138,23 @@ def test_chat_and_ask_default_to_the_shipped_doctor(tiny_model_dir, lora_a, tmp_
     assert bp.default_profile(ProfileStore(), "another-base") is None
 
 
+def test_an_eval_before_the_first_chat_installs_the_shipped_profile_it_names(tiny_model_dir, lora_a, tmp_path,
+                                                                              monkeypatch):
+    """`medchat eval grounded --profiles doctor` on a fresh home: the doctor it names is installed, not
+    reported as unknown; a name nothing ships stays an error naming the installed profiles."""
+    from medchat.app.evaluation.runner import check_profiles
+    from medchat.core.errors import UserError
+
+    ship = tmp_path / "builtin"
+    _ship(ship, lora_a, fingerprint(tiny_model_dir))
+    monkeypatch.setattr(bp, "BUILTIN_DIR", ship)
+    store = ProfileStore()
+    assert not store.exists("doctor")
+    assert [p.name for p in check_profiles(store, ["base", "doctor"], base=str(tiny_model_dir))] == ["base", "doctor"]
+    with pytest.raises(UserError, match="unknown profile 'nurse'.*doctor"):
+        check_profiles(store, ["nurse"], base=str(tiny_model_dir))
+
+
 def test_the_configured_profile_replaces_the_default_and_the_flag_wins(tiny_model_dir, lora_a, tmp_path, monkeypatch,
                                                                        medchat_home):
     from medchat.app.cli.common import make_engine

@@ -105,6 +105,8 @@ def make_engine(args, config=None):
         # fail fast, before loading a model
         require_chat(store.get(name), hint=f"pass it as --reward {name} instead")
     base = base_for(args, store, name)
+    from medchat.app.builtin_profiles import install_shipped
+
     install_shipped(store, base)
     engine = ChatEngine(base, load_options(args), store=store, fast=not args.no_fast,
                         decode_mode=config.decode_mode or None, adaptive_threads=not config.threads)
@@ -115,26 +117,6 @@ def make_engine(args, config=None):
     if name:
         engine.use(name)
     return engine
-
-
-def install_shipped(store, base: str | None) -> None:
-    """First run: install the profiles shipped in the package; never a reason for chat to fail."""
-    import sys
-
-    from medchat.app.builtin_profiles import install_builtin, shipped
-    from medchat.core.models import resolve_base
-
-    if not shipped():
-        return
-    try:
-        model_dir = resolve_base(base)
-    except UserError:  # loading the engine reports this, once
-        return
-    try:
-        for name in install_builtin(store, model_dir=model_dir):
-            print(f"medchat: installed the shipped profile '{name}'", file=sys.stderr)
-    except Exception as exc:  # noqa: BLE001 - a broken shipped folder must not stop the chat
-        print(f"medchat: could not install the shipped profiles ({exc})", file=sys.stderr)
 
 
 def show_result(result: dict, as_json: bool, table=None, lines=None) -> int:

@@ -126,7 +126,7 @@ def run_grounded(o: GroundedOptions, engine=None) -> dict:
     if not questions:
         raise UserError(f"no questions in split '{o.split}'")
     store = ProfileStore()
-    profiles = check_profiles(store, o.profiles, reward_hint=False)
+    profiles = check_profiles(store, o.profiles, reward_hint=False, base=o.base)
     _check_kb(o.kb)
     final = out_dir(o.out, prefix="grounded")
     covered = sum(q.covered for q in questions)

@@ -185,7 +185,7 @@ def run_mcq(o: MCQOptions) -> dict:
     if o.score not in SCORE_MODES:
         raise UserError(f"--score must be one of {', '.join(SCORE_MODES)}, got '{o.score}'")
     store = ProfileStore()
-    profiles = check_profiles(store, o.profiles, reward_hint=False)
+    profiles = check_profiles(store, o.profiles, reward_hint=False, base=o.base)
     data = load_mcq(o.file, o.format, o.limit)  # bad files fail before any model loads
     say(f"{len(data.items)} {data.format} questions from {o.file}"
         + (f" ({data.skipped_multi_answer} multi-answer skipped)" if data.skipped_multi_answer else ""))

@@ -76,8 +76,13 @@ def _say(o: EvalOptions, text: str) -> None:
         print(f"eval: {text}", file=sys.stderr, flush=True)
 
 
-def check_profiles(store, names: list[str], reward_hint: bool = True):
-    """The named profiles; unknown names and reward profiles fail here, before any model loads."""
+def check_profiles(store, names: list[str], reward_hint: bool = True, base: str | None = None):
+    """The named profiles; unknown names and reward profiles fail here, before any model loads. A shipped
+    profile not yet installed (an eval before the first chat) is installed first, as chat would."""
+    from medchat.app.builtin_profiles import install_shipped, shipped
+
+    if any(not store.exists(n) and n in shipped() for n in names):
+        install_shipped(store, base)
     profiles = [store.get(n) for n in names]
     for p in profiles:
         require_chat(p, "write replies", f"pass it as --reward {p.name} instead" if reward_hint else "")
@@ -118,7 +123,7 @@ def run_eval(o: EvalOptions) -> dict:
         raise UserError(f"--batch-size must be at least 1, got {o.batch_size}")
     settings = settings_of(o)
     store = ProfileStore()
-    profiles = check_profiles(store, o.profiles)
+    profiles = check_profiles(store, o.profiles, base=o.base)
     if o.reward:
         check_reward_profile(store, o.reward)
     final = out_dir(o.out)
