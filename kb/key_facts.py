@@ -251,3 +251,11 @@ def format_block(facts: list[KeyFact]) -> str:
     lines = ["From the knowledge base:"]
     lines += [f"  [{f.n}] “{f.sentence}” ({f.cite()})" for f in facts]
     return "\n".join(lines)
+
+
+def lead_line(facts: list[KeyFact]) -> str:
+    """The sentence a reply the KB covers starts with: the best-ranked one, verbatim, cited as the
+    doctor cites ("... [2]."); the model writes the rest. "" when nothing passed the floor."""
+    if not facts:
+        return ""
+    return f"{facts[0].sentence.strip().rstrip('.;:, ')} [{facts[0].n}]."

@@ -34,16 +34,18 @@ class ChatSession:
     def __init__(self, engine, history=None, kb: str | None = "default",
                  settings: GenerationSettings | None = None, system_prompt: str | None = None,
                  retriever: Callable | None = None, triage: Callable | None = None,
-                 key_facts: bool = True, embedder=None):
+                 key_facts: bool = True, embedder=None, lead: bool = True):
         """`key_facts`: quote the passages' sentences closest to each question (AppConfig.key_facts).
         They are scored with `embedder`, by default the KB's own; a custom `retriever` without an
-        `embedder` gives none."""
+        `embedder` gives none. `lead`: a reply the KB covers starts with its best sentence
+        (AppConfig.kb_lead, see `lead_line`)."""
         self.engine = engine
         self.history = history
         self.kb_name = kb  # None = retrieval off
         self._retriever = retriever
         self._triage = triage
         self.key_facts = key_facts
+        self.lead = lead
         self._embedder = embedder
         self._system_override = system_prompt
         self._settings_override: dict = {}
@@ -54,6 +56,7 @@ class ChatSession:
         self.last_sources: list = []
         self.last_triage = None
         self.last_key_facts: list = []
+        self.last_lead = ""
 
     # --- state -----------------------------------------------------------------------------
     @property
@@ -258,8 +261,11 @@ class ChatSession:
         if prefix:
             parts.append(prefix)
             yield TurnEvent("chunk", text=prefix)
+        from kb.key_facts import lead_line
+
+        lead = self.last_lead = lead_line(ranked) if self.lead and not prefix else ""
         try:
-            stream = self.engine.stream(msgs, settings, cancel)
+            stream = self.engine.stream(msgs, settings, cancel, lead=lead)
             while True:
                 try:
                     chunk = next(stream)

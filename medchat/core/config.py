@@ -12,6 +12,7 @@ one list of them: key in the file, type, environment variable, check and meaning
     profile = ""               # profile to chat with; "" = the shipped doctor when installed, else base
     kb = true                  # cite the knowledge base (--kb NAME / --no-kb override)
     key_facts = true           # show verbatim "From the knowledge base" sentences after each answer
+    kb_lead = true             # start an answer the KB covers with its best sentence, verbatim and cited
 
     [engine]
     decode_mode = ""           # fast-path numerics on CPU; "" = the engine's default (q4-gguf, else float)
@@ -74,6 +75,8 @@ SETTINGS = (
     Setting("chat.kb", "kb", bool, ("MEDCHAT_KB",), "cite the knowledge base"),
     Setting("chat.key_facts", "key_facts", bool, ("MEDCHAT_KEY_FACTS",),
             "show verbatim knowledge-base sentences after each answer"),
+    Setting("chat.kb_lead", "kb_lead", bool, ("MEDCHAT_KB_LEAD",),
+            "start an answer the knowledge base covers with its best sentence, verbatim and cited"),
     Setting("engine.decode_mode", "decode_mode", str, ("MEDCHAT_DECODE_MODE", "MEDCHAT_QUANT"),
             "fast-path numerics on CPU: q4-gguf | float (both faithful) | dynamic-int8 (lossy) | int8w-bf16 | int8w-fp32; "
             "empty = default (q4-gguf for the embedded base, else float)",
@@ -121,6 +124,7 @@ class AppConfig:
     default_profile: str = ""
     kb: bool = True
     key_facts: bool = True
+    kb_lead: bool = True
     decode_mode: str = ""
     threads: int = 0
     embed_threads: int = 0

@@ -46,6 +46,7 @@ def test_an_uncovered_question_gets_the_notice_first_in_the_stream_and_in_histor
     done = [e for e in events if e.kind == "done"][0]
     assert chunks[0] == coverage.NOTICE["en"]
     assert done.text == coverage.NOTICE["en"] + "Rest and fluids."
+    assert session.engine.calls[-1]["lead"] == ""  # no KB sentence is put first when the KB does not cover it
     stored = [m["content"] for m in history.messages(session.conversation_id) if m["role"] == "assistant"]
     assert stored == [done.text]
 
@@ -53,7 +54,9 @@ def test_an_uncovered_question_gets_the_notice_first_in_the_stream_and_in_histor
 def test_a_covered_question_and_a_session_without_the_kb_get_no_notice(tmp_path):
     session, _ = _session(tmp_path, [0.3, 0.7])
     done = [e for e in session.send("How is shingles treated?") if e.kind == "done"][0]
-    assert done.text == "Rest and fluids."
+    # covered: the reply starts with the KB's best sentence, verbatim and cited (chat.kb_lead)
+    assert session.last_lead == "Shingles is treated with antivirals [1]."
+    assert done.text == session.last_lead + " Rest and fluids."
     off, _ = _session(tmp_path / "off", [], kb=None)
     done = [e for e in off.send("How is shingles treated?") if e.kind == "done"][0]
     assert done.text == "Rest and fluids."

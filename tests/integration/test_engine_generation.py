@@ -80,6 +80,26 @@ def test_regenerating_the_same_prompt_reuses_all_but_the_last_token(tiny_model_d
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+# --- a given lead ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["float", "hf"])
+def test_a_lead_is_shown_first_and_the_model_continues_after_it(tiny_model_dir, monkeypatch, backend):
+    """stream(lead=...): the lead is the reply's first chunk and part of its text, the model's first
+    token is the one it picks after prompt + lead, and the cache holds the lead for the next turn."""
+    lead = "Rest and fluids help most people [1]."
+    cold = make_engine(tiny_model_dir, backend)
+    lead_ids = text_ids(cold, lead)
+    prompt = cold.prompt_ids(MSGS, GREEDY8.max_new_tokens + len(lead_ids))
+    expected_first = int(torch.argmax(cold.backend.forward(prompt + lead_ids)))
+    engine = make_engine(tiny_model_dir, backend)
+    trace = Trace(engine, monkeypatch)
+    chunks, stats = _chunks_and_stats(engine.stream(MSGS, GREEDY8, lead=lead))
+    ids = trace.streams[-1].ids
+    assert chunks[0] == lead and stats.text.startswith(lead) and "".join(chunks) == stats.text
+    assert ids[:len(lead_ids)] == lead_ids and ids[len(lead_ids)] == expected_first
+    assert stats.completion_tokens == len(ids) - len(lead_ids) and stats.prompt_tokens == len(prompt) + len(lead_ids)
+    assert engine.backend.cached_ids[:len(prompt) + len(lead_ids)] == prompt + lead_ids
+
+
 # --- cancellation -------------------------------------------------------------------------------------
 def test_cancel_from_inside_the_stream_loop_stops_generation(tiny_model_dir):
     engine = make_engine(tiny_model_dir, "float")

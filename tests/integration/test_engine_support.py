@@ -69,8 +69,8 @@ class Trace:
         streams = self.streams
 
         class RecordingStream(engine_mod.TextStream):
-            def __init__(self, tok):
-                super().__init__(tok)
+            def __init__(self, tok, lead_ids=()):
+                super().__init__(tok, lead_ids)
                 streams.append(self)
 
         monkeypatch.setattr(engine_mod, "TextStream", RecordingStream)

@@ -43,6 +43,7 @@ def test_json_end_to_end(setup, tiny_model_dir, tmp_path, capsys):
                                 "uncovered": 1}
     assert out["decode"]["no_fast"] is False and out["decode"]["backend"] and out["decode"]["triage"] == "on"
     assert out["decode"]["mode"] == "float"  # the chat's default decode path, named in the report
+    assert out["decode"]["kb_lead"] is True  # as chat: a covered answer starts with the KB's best sentence
     assert out["decode"]["settings"]["temperature"] == 0.0 and out["decode"]["max_new_tokens"] == 6
     m = out["profiles"]["base"]
     assert (m["covered"], m["uncovered"]) == (2, 1)
@@ -58,6 +59,8 @@ def test_json_end_to_end(setup, tiny_model_dir, tmp_path, capsys):
     assert {"question", "answer", "hit", "cited", "citation_ok", "abstained", "unsupported", "words",
             "key_fact_hit", "key_facts"} <= set(first)
     assert first["key_facts"] and all(any(k in p["text"] for p in first["sources"]) for k in first["key_facts"])
+    assert first["answer"].startswith(first["key_facts"][0].rstrip(".") + " [1].")  # the lead, then the model
+    assert first["hit"] and not first["model_hit"]  # kelvaran is in the lead; the random model never writes it
     assert rows[1]["context"] == ["What is velmora fever treated with?"]
     assert "hit" not in rows[2] and rows[2]["covered"] is False
     assert json.loads((out_dir / "metrics.json").read_text())["profiles"] == out["profiles"]
@@ -67,10 +70,11 @@ def test_json_end_to_end(setup, tiny_model_dir, tmp_path, capsys):
 
 def test_table_and_no_fast(setup, tiny_model_dir, medchat_home, capsys):
     argv = ["eval", "grounded", "--questions", str(setup), "--kb", "fx", "--split", "all", "--limit", "1",
-            "--base", str(tiny_model_dir), "--max-new-tokens", "4", "--no-fast"]
+            "--base", str(tiny_model_dir), "--max-new-tokens", "4", "--no-fast", "--no-lead"]
     assert main(argv) == 0
     shown = capsys.readouterr().out
     assert "grounded answers" in shown and "citation accuracy" in shown and "(--no-fast)" in shown
+    assert "KB lead sentence off (--no-lead)" in shown
     runs = list((medchat_home / "runs").glob("grounded-*"))
     assert len(runs) == 1 and (runs[0] / "metrics.json").exists()
 

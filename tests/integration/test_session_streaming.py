@@ -48,7 +48,7 @@ def test_reply_is_saved_as_partial_while_streaming_then_completed(medchat_home):
 
 def test_a_reply_that_fails_mid_stream_is_removed(medchat_home):
     class Broken(FakeEngine):
-        def stream(self, messages, settings, cancel=None):
+        def stream(self, messages, settings, cancel=None, lead=""):
             yield from ["one ", "two "] * PARTIAL_EVERY
             raise RuntimeError("device lost")
 

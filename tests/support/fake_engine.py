@@ -57,12 +57,12 @@ class FakeEngine:
     def hf_model(self):
         return None
 
-    def stream(self, messages, settings=None, cancel=None):
-        self.calls.append({"profile": self.profile.name, "messages": messages})
+    def stream(self, messages, settings=None, cancel=None, lead=""):
+        self.calls.append({"profile": self.profile.name, "messages": messages, "lead": lead})
         if self.fail is not None:
             raise self.fail
         question = messages[-1]["content"] if messages else ""
-        text = self.reply(self.profile.name, question.split("Question: ")[-1])
+        text = (lead + " " if lead else "") + self.reply(self.profile.name, question.split("Question: ")[-1])
         stats = GenerationStats(prompt_tokens=self.count_tokens(messages))
         out, reason = [], "eos"
         self.streaming.set()

@@ -51,6 +51,18 @@ def test_metric_arithmetic_on_hand_made_predictions():
     assert m["words_mean"] == pytest.approx(sum(words) / 5)
 
 
+def test_the_model_fact_hit_leaves_out_the_given_lead_sentence():
+    lead = "The fictional cure is a fourteen-day course of kelvaran bark tea, taken twice a day [1]."
+    echoed = GM.score_answer(Q, f"{lead} Rest helps too [2].", [P_FACT, P_OTHER], lead=lead)
+    restated = GM.score_answer(Q, f"{lead} Drink the bark tea twice a day [1].", [P_FACT, P_OTHER], lead=lead)
+    unled = GM.score_answer(Q, "Drink kelvaran bark tea [1].", [P_FACT, P_OTHER])
+    assert (echoed["hit"], echoed["model_hit"]) == (True, False)
+    assert (restated["hit"], restated["model_hit"]) == (True, True)
+    assert (unled["hit"], unled["model_hit"]) == (True, True)
+    m = GM.aggregate([{"covered": True, **r} for r in (echoed, restated, unled)])
+    assert (m["fact_hit_rate"], m["model_fact_hit_rate"]) == (1.0, pytest.approx(2 / 3))
+
+
 def test_key_fact_hit_reads_the_quoted_block_not_the_answer():
     miss = GM.score_answer(Q, "Rest and fluids usually help.", [P_FACT, P_OTHER], key_fact_texts=[P_FACT])
     wrong_block = GM.score_answer(Q, "Drink kelvaran bark tea [1].", [P_FACT, P_OTHER], key_fact_texts=[P_OTHER])
@@ -126,9 +138,9 @@ class FakeEngine:
         self.profile = SimpleNamespace(name="base", system_prompt=None, generation={"temperature": 0.7}, chain=())
         self.seen = []
 
-    def stream(self, msgs, settings, cancel=None):
+    def stream(self, msgs, settings, cancel=None, lead=""):
         self.seen.append((msgs, settings))
-        text = "Kelvaran bark tea [1]."
+        text = (lead + " " if lead else "") + "Kelvaran bark tea [1]."
         yield text
         return GenerationStats(text=text, stop_reason="eos", completion_tokens=5)
 

@@ -11,8 +11,8 @@ import pytest
 from tests.support.fake_engine import FakeEngine, install_fake_profiles  # noqa: E402
 
 from kb.key_facts import (FEATURES, LIMIT, LINES_HEADER, MARGIN, MIN_SIMILARITY, PROMPT_LIMIT,  # noqa: E402
-                          format_block, format_lines, load_ranker, rank_features, rank_score, ranked, shown,
-                          split_sentences)
+                          format_block, format_lines, lead_line, load_ranker, rank_features, rank_score, ranked,
+                          shown, split_sentences)
 from tests.support.hashing_embedder import HashingEmbedder  # noqa: E402
 from medchat.app.commands import REGISTRY  # noqa: E402
 from medchat.core.profiles import ProfileStore  # noqa: E402
@@ -248,6 +248,22 @@ def test_session_puts_key_facts_on_done_and_facts_command_toggles(session):
     assert done(session, "What is velmora fever treated with?").key_facts
     assert REGISTRY.run(session, "/facts maybe").kind == "error"
     assert "on" in REGISTRY.complete(session, "/facts o")[0]
+
+
+def test_a_covered_reply_starts_with_the_best_sentence_verbatim_unless_turned_off(session):
+    question = "What is velmora fever treated with?"
+    best = ranked(question, PASSAGES, EMBEDDER)[0]
+    want = f"{best.sentence.rstrip('.')} [{best.n}]."
+    assert lead_line([best]) == want and lead_line([]) == ""
+    ev = done(session, question)
+    assert session.engine.calls[-1]["lead"] == want == session.last_lead and ev.text.startswith(want)
+    session.clear()  # a new conversation, not a follow-up searched with the question before
+    done(session, "how do I bake sourdough bread?")  # nothing passes the floor: the model writes it all
+    assert session.engine.calls[-1]["lead"] == "" == session.last_lead
+    off = ChatSession(session.engine, kb="default", triage=lambda t: None, retriever=lambda q: PASSAGES,
+                      embedder=EMBEDDER, lead=False)
+    done(off, question)
+    assert session.engine.calls[-1]["lead"] == ""
 
 
 def test_setting_off_and_no_embedder_give_none():

@@ -46,7 +46,7 @@ def run(args) -> int:
     load_s = time.perf_counter() - t0
     session = ChatSession(engine, history=None, kb=kb_choice, system_prompt=args.system,
                           triage=load_triager(config.region, config.emergency_number or None),
-                          key_facts=config.key_facts)
+                          key_facts=config.key_facts, lead=config.kb_lead)
     if args.kb not in (None, "default") and not args.no_kb:
         session.set_kb(args.kb)
     for name in ASK_SETTINGS:

@@ -60,7 +60,7 @@ def build_session(args, history, progress=None, notes: list | None = None, confi
     engine = make_engine(args, config)
     session = ChatSession(engine, history=history, kb=name,
                           triage=load_triager(config.region, config.emergency_number or None),
-                          key_facts=config.key_facts)
+                          key_facts=config.key_facts, lead=config.kb_lead)
     if warming is not None:
         progress(f"preparing knowledge base {name}…")
         exc = warming.exception()

@@ -25,6 +25,9 @@ def register(modes) -> None:
     p.add_argument("--kb", default="default", help="knowledge base to retrieve from (default: the built-in one)")
     p.add_argument("--max-new-tokens", type=int, default=160, help="per answer (default 160)")
     p.add_argument("--system", default=None, help="replace the chat's system prompt")
+    p.add_argument("--no-lead", action="store_true",
+                   help="let the model write the whole answer (default: a covered answer starts with the KB's "
+                        "best sentence, as chat does; config chat.kb_lead)")
     p.add_argument("--context-replies", action="store_true",
                    help="generate replies for a follow-up's earlier turns (default: a placeholder reply)")
     p.add_argument("--out", default=None,
@@ -42,7 +45,7 @@ def run(args) -> int:
     opts = GroundedOptions(profiles=parse_profiles(args.profiles), questions=args.questions, split=args.split,
                            limit=args.limit, kb=args.kb, out=args.out, base=args.base, load=load_options(args),
                            fast=not args.no_fast, max_new_tokens=args.max_new_tokens, system=args.system,
-                           context_replies=args.context_replies)
+                           context_replies=args.context_replies, lead=not args.no_lead)
     result = run_grounded(opts)
     from medchat.app.evaluation.grounded import settings_lines
 

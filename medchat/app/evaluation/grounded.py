@@ -28,7 +28,7 @@ OUTPUT_FILES = ("predictions.jsonl", "metrics.json", "report.md", "grounded.png"
 CONTEXT_PLACEHOLDER = "(earlier answer omitted)"
 METRICS = [("fact_hit_rate", "fact hit"), ("citation_accuracy", "citation accuracy"),
            ("no_citation_rate", "cites nothing"), ("abstention_rate", "abstention (uncovered)"),
-           ("false_abstention_rate", "abstention (covered)"), ("unsupported_rate", "unsupported specifics"),
+           ("false_abstention_rate", "abstention (covered)"), ("model_fact_hit_rate", "fact hit, model's words"), ("unsupported_rate", "unsupported specifics"),
            ("retrieval_fact_rate", "fact in passages"), ("key_fact_hit_rate", "fact in key facts"),
            ("words_mean", "words (mean)")]
 
@@ -47,6 +47,7 @@ class GroundedOptions:
     max_new_tokens: int = 160
     system: str | None = None
     context_replies: bool = False
+    lead: bool = True  # covered answers start with the KB's best sentence, as chat's default (chat.kb_lead)
     triage: object = None  # None: the shipped triager (region from the app config); tests pass a stub
     quiet: bool = False
 
@@ -92,7 +93,7 @@ def answer(session, q, context_replies: bool = False) -> dict:
     return {"answer": text, "sources": sources, "stop_reason": getattr(stats, "stop_reason", None),
             "completion_tokens": getattr(stats, "completion_tokens", None),
             "triage": getattr(triage, "category", None) if triage is not None else None,
-            "key_facts": [f.sentence for f in key_facts or []]}
+            "key_facts": [f.sentence for f in key_facts or []], "lead": session.last_lead}
 
 
 def _row(name: str, q, raw: dict) -> dict:
@@ -103,7 +104,7 @@ def _row(name: str, q, raw: dict) -> dict:
            "context": list(q.context), "answer": raw["answer"]}
     if q.covered:
         row.update(source=q.source, section=q.section, facts=list(q.facts))
-    row.update(GM.score_answer(q, raw["answer"], texts, raw.get("key_facts", [])))
+    row.update(GM.score_answer(q, raw["answer"], texts, raw.get("key_facts", []), raw.get("lead", "")))
     row.update(sources=[{"n": i, **passage_dict(p, 4)} for i, p in enumerate(raw["sources"], 1)],
                stop_reason=raw["stop_reason"], completion_tokens=raw["completion_tokens"], triage=raw["triage"],
                key_facts=raw.get("key_facts", []))
@@ -142,7 +143,7 @@ def run_grounded(o: GroundedOptions, engine=None) -> dict:
     for name in o.profiles:
         engine.use(name)
         session = ChatSession(engine, history=None, kb=o.kb, settings=settings, system_prompt=o.system,
-                              triage=triager)
+                              triage=triager, lead=o.lead)
         session.set("temperature", 0.0)  # overrides win over a profile's own generation settings
         session.set("max_new_tokens", o.max_new_tokens)
         used = session.settings.to_dict()
@@ -161,6 +162,7 @@ def run_grounded(o: GroundedOptions, engine=None) -> dict:
         "decode": {"backend": info.get("backend"), "mode": info.get("decode_mode"), "no_fast": not o.fast, "greedy": True,
                    "max_new_tokens": o.max_new_tokens, "settings": used,
                    "context_turns": "generated" if o.context_replies else f"placeholder {CONTEXT_PLACEHOLDER!r}",
+                   "kb_lead": o.lead,
                    "triage": "on" if o.triage is None else "stub"},
         "unsupported_terms": list(GM.SPECIFIC_TERMS),
         "profiles": per_profile,
@@ -189,6 +191,7 @@ def settings_lines(result: dict) -> list[str]:
             f"base: {b['name']} (fingerprint {b['fingerprint']}) on {b['device']}, {b['dtype']}",
             f"decode: backend {d['backend']}, mode {d.get('mode')}{' (--no-fast)' if d['no_fast'] else ''}, greedy, "
             f"max {d['max_new_tokens']} new tokens; kb '{result['kb']}'; triage {d['triage']}; "
+            f"KB lead sentence {'on' if d.get('kb_lead', True) else 'off (--no-lead)'}; "
             f"context turns: {d['context_turns']}",
             "rates are fractions in [0, 1]; definitions: medchat/app/evaluation/grounded_metrics.py"]
 

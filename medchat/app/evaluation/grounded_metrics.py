@@ -27,6 +27,9 @@ Aggregate (`aggregate`), over one profile's rows:
 - words_mean = mean answer length in whitespace-separated words
 - retrieval_fact_rate = covered questions whose shown passages contain an expected fact / covered
   questions (the retrieval ceiling for fact_hit_rate with correct citations)
+- model_fact_hit_rate = covered answers with an expected fact in what the model wrote, the KB lead
+  sentence (chat.kb_lead: the session starts a covered reply with the best-ranked sentence, verbatim)
+  left out: how much of fact_hit_rate is the model's own
 - key_fact_hit_rate = covered questions whose "From the knowledge base" block (the 1-3 passage
   sentences quoted verbatim after the answer, chosen by the embedder) contains an expected fact /
   covered questions: what a reader sees from the KB itself, whatever the model wrote
@@ -109,13 +112,15 @@ def unsupported_specifics(answer: str, passage_texts: list[str]) -> list[str]:
     return out
 
 
-def score_answer(q, answer: str, passage_texts: list[str], key_fact_texts: list[str] = ()) -> dict:
-    """The per-answer fields of a predictions.jsonl row (see module doc)."""
+def score_answer(q, answer: str, passage_texts: list[str], key_fact_texts: list[str] = (), lead: str = "") -> dict:
+    """The per-answer fields of a predictions.jsonl row (see module doc); `lead`: the reply's given start."""
     cited = citations(answer)
     row = {"cited": cited, "cites": bool(cited), "abstained": abstains(answer),
            "words": len((answer or "").split()), "unsupported": unsupported_specifics(answer, passage_texts)}
     if q.covered:
         row["hit"] = contains_fact(answer, q.facts)
+        own = answer.replace(lead, " ", 1) if lead else answer
+        row["model_hit"] = contains_fact(own, q.facts)
         row["citation_ok"] = any(1 <= n <= len(passage_texts) and contains_fact(passage_texts[n - 1], q.facts)
                                  for n in cited)
         row["fact_in_passages"] = any(contains_fact(t, q.facts) for t in passage_texts)
@@ -138,6 +143,7 @@ def aggregate(rows: list[dict]) -> dict:
         "no_citation_rate": _share(sum(not r["cites"] for r in cov), len(cov)),
         "abstention_rate": _share(sum(r["abstained"] for r in unc), len(unc)),
         "false_abstention_rate": _share(sum(r["abstained"] for r in cov), len(cov)),
+        "model_fact_hit_rate": _share(sum(r.get("model_hit", r["hit"]) for r in cov), len(cov)),
         "unsupported_rate": _share(sum(bool(r["unsupported"]) for r in rows), len(rows)),
         "words_mean": _share(sum(r["words"] for r in rows), len(rows)),
         "retrieval_fact_rate": _share(sum(r["fact_in_passages"] for r in cov), len(cov)),

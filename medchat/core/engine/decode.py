@@ -70,11 +70,12 @@ class TextStream:
     budget) the unfinished sentence, which is dropped if the budget then cuts the reply.
     """
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, lead_ids: list[int] = ()):
+        """`lead_ids`: the reply's first tokens, given rather than generated; the caller shows them."""
         self.tok = tokenizer
-        self.ids: list[int] = []
-        self.emitted = 0
-        self.text = ""
+        self.ids: list[int] = list(lead_ids)
+        self.text = tokenizer.decode(self.ids, skip_special_tokens=True) if self.ids else ""
+        self.emitted = len(self.text)
         self.stopped_by_marker = False
 
     def push(self, token_id: int, near_budget: bool) -> str:

@@ -188,17 +188,20 @@ class ChatEngine:
                 torch.set_num_threads(n)
 
     def stream(self, messages: list[dict], settings: GenerationSettings | None = None,
-               cancel: threading.Event | None = None) -> Stream:
+               cancel: threading.Event | None = None, lead: str = "") -> Stream:
         """Yield text chunks of the reply, then return its GenerationStats (see protocol.collect).
-        Set `cancel` from any thread to stop after the next token."""
+        Set `cancel` from any thread to stop after the next token. `lead`: text the reply starts with,
+        decided by the caller (the session's KB lead sentence); it is yielded first, is part of the
+        reply's text, and the model continues after it."""
         settings = settings or GenerationSettings()
         with self._lock:
-            return (yield from self._stream_locked(messages, settings, cancel))
+            return (yield from self._stream_locked(messages, settings, cancel, lead))
 
-    def _stream_locked(self, messages, settings, cancel) -> Stream:
+    def _stream_locked(self, messages, settings, cancel, lead="") -> Stream:
         t0 = time.perf_counter()
         self._fit_threads()
-        ids = self.prompt_ids(messages, settings.max_new_tokens)
+        lead_ids = self.tokenizer.encode(lead, add_special_tokens=False) if lead else []
+        ids = self.prompt_ids(messages, settings.max_new_tokens + len(lead_ids)) + lead_ids
         stats = GenerationStats(prompt_tokens=len(ids))
         cached = self.backend.cached_ids
         common = 0
@@ -214,8 +217,10 @@ class ChatEngine:
         sampler = Sampler(settings, logits.device)
         # the repetition penalty sees only the reply so far: over the prompt it would push the model away
         # from the words of the KB passages it is meant to restate
-        context = torch.empty((1, 0), dtype=torch.long)
-        text = TextStream(self.tokenizer)
+        context = torch.tensor([lead_ids], dtype=torch.long).reshape(1, -1)  # the lead is reply so far
+        text = TextStream(self.tokenizer, lead_ids)
+        if text.text:
+            yield text.text
         reason = "length"
         for step in range(settings.max_new_tokens):
             if cancel is not None and cancel.is_set():
