@@ -28,7 +28,8 @@ OUTPUT_FILES = ("predictions.jsonl", "metrics.json", "report.md", "grounded.png"
 CONTEXT_PLACEHOLDER = "(earlier answer omitted)"
 METRICS = [("fact_hit_rate", "fact hit"), ("citation_accuracy", "citation accuracy"),
            ("no_citation_rate", "cites nothing"), ("abstention_rate", "abstention (uncovered)"),
-           ("false_abstention_rate", "abstention (covered)"), ("model_fact_hit_rate", "fact hit, model's words"), ("unsupported_rate", "unsupported specifics"),
+           ("false_abstention_rate", "abstention (covered)"), ("model_fact_hit_rate", "fact hit, model's words"),
+           ("unsupported_rate", "unsupported specifics"),
            ("retrieval_fact_rate", "fact in passages"), ("key_fact_hit_rate", "fact in key facts"),
            ("words_mean", "words (mean)")]
 
