@@ -81,7 +81,8 @@ def check_profiles(store, names: list[str], reward_hint: bool = True, base: str 
     profile not yet installed (an eval before the first chat) is installed first, as chat would."""
     from medchat.app.builtin_profiles import install_shipped, shipped
 
-    if any(not store.exists(n) and n in shipped() for n in names):
+    ship = shipped()
+    if any(not store.exists(n) and n in ship for n in names):
         install_shipped(store, base)
     profiles = [store.get(n) for n in names]
     for p in profiles:
