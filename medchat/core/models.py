@@ -198,7 +198,7 @@ def load_base(base: str | None, opts: LoadOptions | None = None, parts: bool = F
             model = from_dir(model_dir, dtype, device)
             if model is not None and on_parts is not None:
                 on_parts(model, device)
-        tok = load_tokenizer(model_dir, opts.trust_remote_code)
+        tok = load_tokenizer(model_dir, opts.trust_remote_code, light=parts)
         if model is None:
             model = _hf_model(model_dir, device, dtype, opts)
     except ValueError as exc:
@@ -213,19 +213,21 @@ def load_base(base: str | None, opts: LoadOptions | None = None, parts: bool = F
     return model, tok, info
 
 
-# tokenizer_config classes that are the generic `tokenizers` backend itself, which AutoTokenizer would
-# also return: loaded directly, we skip AutoTokenizer's scan of every model package (~1 s a start).
-_GENERIC_TOKENIZERS = {"TokenizersBackend", "PreTrainedTokenizerFast"}
+def load_tokenizer(model_dir: Path, trust_remote_code: bool = False, light: bool = False):
+    """The tokenizer of `model_dir`. light=True (the chat engine): engine.tokenizer.ChatTokenizer where the
+    folder allows it, which starts without importing transformers; else transformers' tokenizer. A generic
+    tokenizer class is loaded directly, skipping AutoTokenizer's scan of every model package (~1 s)."""
+    from medchat.core.engine.tokenizer import GENERIC_CLASSES, ChatTokenizer
 
-
-def load_tokenizer(model_dir: Path, trust_remote_code: bool = False):
-    from transformers import PreTrainedTokenizerFast
-
+    if light and (tok := ChatTokenizer.open(model_dir)) is not None:
+        return tok
     try:
         cls = json.loads((Path(model_dir) / "tokenizer_config.json").read_text()).get("tokenizer_class")
     except (OSError, json.JSONDecodeError, AttributeError):
         cls = None
-    if cls in _GENERIC_TOKENIZERS and (Path(model_dir) / "tokenizer.json").is_file():
+    if cls in GENERIC_CLASSES and (Path(model_dir) / "tokenizer.json").is_file():
+        from transformers import PreTrainedTokenizerFast
+
         return PreTrainedTokenizerFast.from_pretrained(model_dir)
     from transformers import AutoTokenizer
 

@@ -33,6 +33,13 @@ def test_embedded_default_loads_and_answers_in_english(embedded_home, monkeypatc
     engine = ChatEngine()
     assert engine.base_name == DEFAULT_BASE and engine.info["fingerprint"]
     tok = engine.tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from medchat.core.engine.tokenizer import ChatTokenizer
+    from tests.support.tokenizer_check import check_same
+
+    assert isinstance(tok, ChatTokenizer)  # the chat path starts without transformers
+    check_same(tok, PreTrainedTokenizerFast.from_pretrained(model_dir))
     assert tok.eos_token_id in engine._stops
     assert tok.convert_tokens_to_ids("<|im_end|>") in engine._stops
     assert tok.convert_tokens_to_ids("<|endoftext|>") in engine._stops  # even though it is the unk token

@@ -1,13 +1,13 @@
-"""Token choice and text streaming: sampling, stop markers, incremental detokenization, tail trim."""
+"""Token choice and text streaming: sampling (the score steps are in warpers.py), stop markers, incremental
+detokenization, tail trim."""
 
 from __future__ import annotations
 
 import re
 
 import torch
-from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
-                          TopKLogitsWarper, TopPLogitsWarper)
 
+from medchat.core.engine import warpers
 from medchat.core.settings import GenerationSettings
 
 # Role tags that chat models invent when they run on into a next turn. Matched at a line start.
@@ -25,16 +25,7 @@ TAIL_GUARD = 48  # in the last N tokens of the budget, text after the last sente
 class Sampler:
     def __init__(self, settings: GenerationSettings, device):
         self.greedy = settings.greedy
-        procs = []
-        if settings.repetition_penalty and settings.repetition_penalty != 1.0:
-            procs.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
-        if not self.greedy:
-            procs.append(TemperatureLogitsWarper(settings.temperature))
-            if settings.top_k:
-                procs.append(TopKLogitsWarper(settings.top_k))
-            if settings.top_p < 1.0:
-                procs.append(TopPLogitsWarper(settings.top_p))
-        self.procs = LogitsProcessorList(procs)
+        self.steps = warpers.chain(settings)
         self.gen = torch.Generator(device="cpu")
         if settings.seed is not None:
             self.gen.manual_seed(int(settings.seed))
@@ -42,7 +33,9 @@ class Sampler:
             self.gen.seed()
 
     def __call__(self, context_ids: torch.Tensor, logits: torch.Tensor) -> int:
-        scores = self.procs(context_ids, logits.unsqueeze(0)) if len(self.procs) else logits.unsqueeze(0)
+        scores = logits.unsqueeze(0)
+        for step in self.steps:
+            scores = step(context_ids, scores)
         if self.greedy:
             return int(scores.argmax(-1))
         probs = torch.softmax(scores.float().cpu(), -1)
