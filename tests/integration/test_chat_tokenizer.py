@@ -61,10 +61,12 @@ def test_a_folder_that_needs_more_is_left_to_transformers(tiny_model_dir, tmp_pa
     assert not isinstance(load_tokenizer(folder, light=True), ChatTokenizer)
 
 
-def test_the_fast_engine_starts_without_importing_transformers(tiny_model_dir):
+def test_the_fast_engine_starts_and_answers_without_importing_transformers(tiny_model_dir):
+    """Start, a streamed reply and the prompt guard's marker list (what a chat turn asks of the tokenizer)."""
     code = ("import sys; from medchat.core.engine import ChatEngine; e = ChatEngine(sys.argv[1]); "
             "from medchat.core.engine.protocol import collect; from medchat.core.settings import GenerationSettings; "
             "collect(e.stream([{'role': 'user', 'content': 'hi'}], GenerationSettings(max_new_tokens=4, seed=1))); "
+            "from medchat.core.prompt_guard import tokenizer_markers; assert '<|im_end|>' in tokenizer_markers(e.tokenizer); "
             "print(type(e.tokenizer).__name__, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(tiny_model_dir)], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["ChatTokenizer", "False"]

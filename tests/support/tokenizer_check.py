@@ -41,8 +41,10 @@ def check_same(ours, theirs):
             for i in range(len(ids)):  # the stream decodes growing prefixes, cut mid-character too
                 assert ours.decode(ids[:i], skip_special_tokens=skip) == theirs.decode(ids[:i], skip_special_tokens=skip)
     for key in ("bos_token", "eos_token", "pad_token", "unk_token", "bos_token_id", "eos_token_id", "pad_token_id",
-                "unk_token_id", "chat_template"):
+                "unk_token_id", "chat_template", "all_special_tokens", "all_special_ids", "added_tokens_encoder"):
         assert getattr(ours, key) == getattr(theirs, key), key
+    assert {i: t.content for i, t in ours.added_tokens_decoder.items()} == \
+        {i: t.content for i, t in theirs.added_tokens_decoder.items()}
     assert len(ours) == len(theirs)
     for token in ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "no-such-token-at-all"):
         assert ours.convert_tokens_to_ids(token) == theirs.convert_tokens_to_ids(token)
@@ -56,3 +58,4 @@ def check_same(ours, theirs):
                 expected = theirs.apply_chat_template(chat, tokenize=True, **kw)
                 expected = expected["input_ids"] if hasattr(expected, "keys") else expected
                 assert ours.apply_chat_template(chat, tokenize=True, **kw) == list(expected)
+    assert ours.__dict__["_full"] is None  # none of it needed transformers' tokenizer

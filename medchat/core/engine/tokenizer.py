@@ -37,6 +37,8 @@ class ChatTokenizer:
         self.name_or_path = str(model_dir)
         for key in SPECIALS:
             setattr(self, key, _special(config.get(key)))
+        extra = config.get("additional_special_tokens") or config.get("extra_special_tokens") or []
+        self._extra = [t for t in map(_special, extra if isinstance(extra, list) else []) if t]
 
     @classmethod
     def open(cls, model_dir: Path) -> "ChatTokenizer | None":
@@ -108,6 +110,25 @@ class ChatTokenizer:
     @property
     def unk_token_id(self) -> int | None:
         return self._id(self.unk_token)
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        """The special tokens, each once: bos, eos, unk, pad, then the config's additional ones."""
+        named = [getattr(self, key) for key in ("bos_token", "eos_token", "unk_token", "pad_token")]
+        return list(dict.fromkeys(t for t in named + self._extra if t is not None))
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return [self.convert_tokens_to_ids(t) for t in self.all_special_tokens]
+
+    @property
+    def added_tokens_decoder(self) -> dict:
+        """id -> tokenizers.AddedToken (its `.content` is the text), as tokenizer.json lists them."""
+        return dict(sorted(self._tok.get_added_tokens_decoder().items()))
+
+    @property
+    def added_tokens_encoder(self) -> dict[str, int]:
+        return {t.content: i for i, t in self.added_tokens_decoder.items()}
 
     def __len__(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
