@@ -70,3 +70,12 @@ def test_the_fast_engine_starts_and_answers_without_importing_transformers(tiny_
             "print(type(e.tokenizer).__name__, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(tiny_model_dir)], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["ChatTokenizer", "False"]
+
+
+def test_a_malformed_tokenizer_file_is_one_clear_error(tiny_model_dir, tmp_path):
+    from medchat.core.errors import UserError
+
+    folder = _rewrite(tiny_model_dir, tmp_path)
+    (folder / "tokenizer.json").write_text("{broken")
+    with pytest.raises(UserError, match=r"cannot read .*tokenizer\.json .*pass another --base"):
+        ChatTokenizer.open(folder)

@@ -61,7 +61,14 @@ class ChatTokenizer:
             return None
         from tokenizers import Tokenizer
 
-        return cls(model_dir, Tokenizer.from_file(str(model_dir / "tokenizer.json")), config, template)
+        try:
+            backend = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
+            from medchat.core.errors import UserError
+
+            raise UserError(f"cannot read {model_dir / 'tokenizer.json'} ({str(exc)[:120]}); restore the model's "
+                            "tokenizer files or pass another --base") from None
+        return cls(model_dir, backend, config, template)
 
     # --- what the chat path calls ----------------------------------------------------------------
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
