@@ -50,6 +50,7 @@ def _rewrite(model_dir, tmp_path, **changes):
 
 
 @pytest.mark.parametrize("changes", [{"tokenizer_class": "GPT2Tokenizer"}, {"clean_up_tokenization_spaces": True},
+                                     {"add_bos_token": True},
                                      {"chat_template": [{"name": "default", "template": "x"}]}])
 def test_a_folder_that_needs_more_is_left_to_transformers(tiny_model_dir, tmp_path, changes):
     from medchat.core.models import load_tokenizer

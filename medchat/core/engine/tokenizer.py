@@ -5,7 +5,7 @@ Why: `import transformers` costs ~0.8 s at every start (it reads ~1,700 of its o
 lazy import table), a quarter of a warm start, and the chat needs only encoding, decoding, the special
 tokens and the chat template. Anything else (padding, batches, tensors, `model_max_length`…) loads
 transformers' own tokenizer on first use and is answered by it, so callers see one object.
-`tests/unit/test_chat_tokenizer.py` checks every method against transformers' tokenizer.
+`tests/integration/test_chat_tokenizer.py` checks every method against transformers' tokenizer.
 """
 
 from __future__ import annotations
@@ -43,15 +43,17 @@ class ChatTokenizer:
     @classmethod
     def open(cls, model_dir: Path) -> "ChatTokenizer | None":
         """The tokenizer of `model_dir`, or None where its config asks for more than this class does
-        (a model-specific tokenizer class, cleanup of decoded spaces, named templates): then the caller
-        loads transformers' tokenizer."""
+        (a model-specific tokenizer class, cleanup of decoded spaces, BOS/EOS flags that transformers
+        applies on top of tokenizer.json, named templates): then the caller loads transformers'
+        tokenizer. A malformed tokenizer.json is a UserError."""
         model_dir = Path(model_dir)
         try:
             config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         if (not isinstance(config, dict) or config.get("tokenizer_class") not in GENERIC_CLASSES
-                or config.get("clean_up_tokenization_spaces") or not (model_dir / "tokenizer.json").is_file()):
+                or any(config.get(k) for k in ("clean_up_tokenization_spaces", "add_bos_token", "add_eos_token"))
+                or not (model_dir / "tokenizer.json").is_file()):
             return None
         template = config.get("chat_template")
         jinja = model_dir / "chat_template.jinja"
