@@ -46,6 +46,21 @@ def test_ask_is_quiet_and_verbose_shows_library_output(tmp_path, tiny_model_dir)
 
 
 @pytest.mark.slow
+def test_the_transformers_path_is_quiet_too(medchat_home, tiny_model_dir, lora_a):
+    """--no-fast decodes through transformers + peft: no deprecation warning about how the KV cache is
+    passed (transformers 5.24 renamed past_key_values to cache), with and without an adapter."""
+    from medchat.core.models import fingerprint
+    from medchat.core.profiles import Profile, ProfileStore
+
+    ProfileStore().install(Profile(name="qa", base_fingerprint=fingerprint(tiny_model_dir)), lora_a)
+    ask = ["ask", "hi", "--base", tiny_model_dir, "--no-kb", "--max-new-tokens", "4", "--no-fast"]
+    for extra in ([], ["--profile", "qa"]):
+        run = _medchat(*ask, *extra, home=medchat_home)
+        assert run.returncode == 0 and run.stdout.strip(), run.stderr
+        assert _foreign(run.stderr) == [], run.stderr
+
+
+@pytest.mark.slow
 def test_train_is_quiet(tmp_path, tiny_model_dir):
     """A training run: our progress lines only (peft's deprecation warnings and the weight-loading
     bars stay hidden)."""

@@ -22,7 +22,6 @@ letter's share) and random (mean of 1 / number of options).
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 import time
@@ -101,6 +100,8 @@ def _score_batch(model, batch: list[tuple[list[int], list[list[int]]]], pad_id: 
     of that KV cache (right-padded), so a prompt is computed once however many options it has."""
     import torch
 
+    from medchat.core.engine.hf_backend import cache_kwarg, returned_cache
+
     k = max(len(conts) for _, conts in batch)  # option rows per question (missing ones stay masked)
     width = max(len(prompt) for prompt, _ in batch)
     cwidth = max(len(c) for _, conts in batch for c in conts)
@@ -117,23 +118,17 @@ def _score_batch(model, batch: list[tuple[list[int], list[list[int]]]], pad_id: 
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
     first = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                   use_cache=True, logits_to_keep=1)
-    cache = first["cache"] if "cache" in first else first.past_key_values
+    cache = returned_cache(first)
     cache.batch_repeat_interleave(k)
     # the last prompt token predicts each option's first token; option token t predicts token t + 1
     first_lp = torch.log_softmax(first.logits[:, -1].float(), -1).cpu().repeat_interleave(k, 0)
     lengths = mask.sum(1).repeat_interleave(k)
-    logits = model(input_ids=cont.to(device), use_cache=True, **{_cache_kwarg(model): cache},
+    logits = model(input_ids=cont.to(device), use_cache=True, **{cache_kwarg(model): cache},
                    attention_mask=torch.cat([mask.repeat_interleave(k, 0), cmask], 1).to(device),
                    position_ids=(lengths[:, None] + torch.arange(cwidth)[None]).to(device)).logits[:, :-1].float()
     later = (logits.gather(-1, cont[:, 1:, None].to(device)).squeeze(-1) - torch.logsumexp(logits, -1)).cpu()
     totals = first_lp.gather(1, cont[:, :1]).squeeze(1) + (later * cmask[:, 1:]).sum(1)
     return [[(float(totals[b * k + j]), len(c)) for j, c in enumerate(conts)] for b, (_, conts) in enumerate(batch)]
-
-
-def _cache_kwarg(model) -> str:
-    """transformers 5.24 renamed forward's past_key_values to cache (the old name warns; it goes in 5.40)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
 def pick(scores: list[tuple[float, int]], mode: str = DEFAULT_SCORE) -> int:

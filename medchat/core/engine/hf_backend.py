@@ -6,9 +6,22 @@ fast path lacks). Same protocol as FastLlama, with transformers' DynamicCache fo
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
+
+
+def cache_kwarg(model) -> str:
+    """The name forward takes the KV cache by: transformers 5.24 renamed past_key_values to cache (the
+    old name warns on every call and goes in 5.40); older versions know only past_key_values."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+
+
+def returned_cache(out):
+    """The KV cache a forward returned, under either name."""
+    return out["cache"] if "cache" in out else out.past_key_values
 
 
 class HFBackend:
@@ -72,7 +85,7 @@ class HFBackend:
     def forward(self, ids: list[int]) -> torch.Tensor:
         model = self.hf_model()
         inp = torch.tensor([ids], device=self.device)
-        out = model(input_ids=inp, past_key_values=self._cache, use_cache=True, logits_to_keep=1)
-        self._cache = out.past_key_values
+        out = model(input_ids=inp, use_cache=True, logits_to_keep=1, **{cache_kwarg(self.model): self._cache})
+        self._cache = returned_cache(out)
         self.cached_ids.extend(ids)
         return out.logits[0, -1].float()
