@@ -29,6 +29,7 @@ class HFBackend:
 
     def __init__(self, model):
         self.model = model
+        self.cache_kw = cache_kwarg(model)  # once: forward's signature does not change
         self.device = next(model.parameters()).device
         self.peft = None  # PeftModel once the first adapter is loaded
         self.active: list[str] = []
@@ -85,7 +86,7 @@ class HFBackend:
     def forward(self, ids: list[int]) -> torch.Tensor:
         model = self.hf_model()
         inp = torch.tensor([ids], device=self.device)
-        out = model(input_ids=inp, use_cache=True, logits_to_keep=1, **{cache_kwarg(self.model): self._cache})
+        out = model(input_ids=inp, use_cache=True, logits_to_keep=1, **{self.cache_kw: self._cache})
         self._cache = returned_cache(out)
         self.cached_ids.extend(ids)
         return out.logits[0, -1].float()
