@@ -13,6 +13,7 @@ import pytest
 from medchat.core.engine.tokenizer import ChatTokenizer
 from tests.support.tokenizer_check import FANCY, check_same, pair
 
+
 def test_it_matches_transformers_on_the_test_tokenizer(tiny_model_dir):
     check_same(*pair(tiny_model_dir))
 
