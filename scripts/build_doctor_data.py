@@ -27,7 +27,7 @@ from pathlib import Path
 
 import kb
 from kb.grounded import DEFAULT_FILE, condition_names, load_questions, section_templates, split_of
-from kb.key_facts import content_words, ranked
+from kb.key_facts import PROMPT_LIMIT, content_words, ranked
 from medchat.app.context import format_context
 from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
@@ -120,7 +120,7 @@ class Builder:
 
     def answer(self, passages, question: str, source: str, section: str = "", query: str = "") -> str | None:
         """The listed sentences of the relevant condition, restated in rank order with their [n]
-        (up to 4; 3 and the "when to seek care" advice for a worried question, unless it asks exactly
+        (up to PROMPT_LIMIT; one fewer and the "when to seek care" advice for a worried question, unless it asks exactly
         that and the listed seek-care lines lead the answer); None when the
         condition's passage, or the asked section of it, was not retrieved. Only what the prompt shows
         decides which sentences: the model can learn it."""
@@ -134,7 +134,7 @@ class Builder:
         if not body:  # nothing of the condition made the list: its first passage's closest statements
             n, p = own[0]
             body = [(n, u, p.section) for u in pick_units(p, question, most=3)]
-        body = body[:3 if serious else 4]
+        body = body[:PROMPT_LIMIT - 1 if serious else PROMPT_LIMIT]
         lead = LIST_LEADS.get(body[0][2])
         listed_passages = {n for n, _, _ in body}
         if lead and len(body) > 1 and len(listed_passages) == 1 and is_list(passages[body[0][0] - 1]) \

@@ -78,11 +78,17 @@ def _check_out(out, force: bool) -> Path:
     return out
 
 
-def export_adapter(store: ProfileStore, name: str, out: Path, force: bool = False) -> Path:
-    """One standard PEFT dir. A stacked chain is combined exactly: LoRA deltas add, so stacking
-    adapters equals one adapter whose A rows and B columns are concatenated (scales folded into B)."""
-    from safetensors.torch import save_file
+EXPORT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
+
+def export_adapter(store: ProfileStore, name: str, out: Path, force: bool = False, dtype: str | None = None) -> Path:
+    """One standard PEFT dir. A stacked chain is combined exactly: LoRA deltas add, so stacking
+    adapters equals one adapter whose A rows and B columns are concatenated (scales folded into B).
+    `dtype` stores the weights in that precision (training saves float32; a shipped adapter is 16-bit)."""
+    from safetensors.torch import load_file, save_file
+
+    if dtype is not None and dtype not in EXPORT_DTYPES:
+        raise UserError(f"unknown --dtype '{dtype}'; use one of: {', '.join(EXPORT_DTYPES)}")
     prof = store.get(name)
     if prof.is_base:
         raise UserError("'base' has no adapter to export; use --merged to export the base model")
@@ -117,6 +123,12 @@ def export_adapter(store: ProfileStore, name: str, out: Path, force: bool = Fals
                        target_modules=sorted({p for _, p in keys}))
             (tmp / "adapter_config.json").write_text(json.dumps(cfg, indent=2))
             save_file(tensors, str(tmp / ADAPTER_WEIGHTS))
+        if dtype is not None:
+            if not (tmp / ADAPTER_WEIGHTS).exists():
+                raise UserError(f"'{name}' has no {ADAPTER_WEIGHTS} to convert; export it without --dtype")
+            weights = load_file(str(tmp / ADAPTER_WEIGHTS))
+            save_file({k: v.to(EXPORT_DTYPES[dtype]).contiguous() if v.is_floating_point() else v
+                       for k, v in weights.items()}, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
         (tmp / "medchat_profile.toml").write_text(prof.to_toml())
     return out
 

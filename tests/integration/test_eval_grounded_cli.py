@@ -10,6 +10,8 @@ import pytest
 from kb import KnowledgeBase
 from kb.embedder import default_model_dir
 from medchat.app.cli import main
+from medchat.core.errors import UserError
+from medchat.core.settings import GenerationSettings
 
 DOCS = Path(__file__).parents[1] / "data" / "kb" / "docs"
 ROWS = [
@@ -89,3 +91,19 @@ def test_user_errors(setup, tiny_model_dir, capsys, extra, message, code):
     assert main(argv) == code  # 2: usage, 1: runtime
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("extra, expected", [([], GenerationSettings().max_new_tokens), (["--max-new-tokens", "9"], 9)])
+def test_answers_are_as_long_as_chat_allows_unless_told(setup, monkeypatch, extra, expected):
+    # a cut answer is not what the chat shows: without the flag the eval uses the chat's own limit
+    import medchat.app.evaluation.grounded as grounded
+
+    seen = []
+
+    def stop(options, engine=None):
+        seen.append(options.max_new_tokens)
+        raise UserError("stopped before loading a model")
+
+    monkeypatch.setattr(grounded, "run_grounded", stop)
+    assert main(["eval", "grounded", "--questions", str(setup), "--kb", "fx", *extra]) == 1
+    assert seen == [expected]

@@ -104,5 +104,10 @@ def test_export_adapter_and_merged(capsys, stacked, tmp_path, tiny_model_dir):
     assert (tmp_path / "merged" / "config.json").exists() and list((tmp_path / "merged").glob("*.safetensors"))
     rc, _, err = cli(capsys, "profiles", "export", "ab", tmp_path / "merged")
     assert_one_line_error(rc, err, "exists and is not empty")
+    rc, _, err = cli(capsys, "profiles", "export", "ab", tmp_path / "m16", "--merged", "--dtype", "float16")
+    assert_one_line_error(rc, err, "--dtype applies to an adapter export")
+    assert not (tmp_path / "m16").exists()
+    rc, out, _ = cli(capsys, "profiles", "export", "ab", tmp_path / "a16", "--dtype", "float16")
+    assert rc == 0 and (tmp_path / "a16" / "adapter_model.safetensors").exists()
     rc, out, _ = cli(capsys, "profiles", "import", tmp_path / "adapter", "--name", "flat", "--base", tiny_model_dir)
     assert rc == 0 and ProfileStore().get("flat").chain == ["flat"]

@@ -147,6 +147,30 @@ def test_export_of_a_single_adapter_is_a_faithful_copy(tiny_model_dir, lora_a, t
     assert (out / "adapter_model.safetensors").read_bytes() == (lora_a / "adapter_model.safetensors").read_bytes()
 
 
+@pytest.mark.parametrize("chained", [False, True])
+def test_export_in_16_bit_halves_the_file_and_keeps_the_logits(tiny_model_dir, lora_a, lora_b, chained, tmp_path):
+    # how the shipped doctor is made from a trained (float32) profile
+    store = ProfileStore()
+    install(store, "a", lora_a, tiny_model_dir)
+    install(store, "ab", lora_b, tiny_model_dir, chain=["a"])
+    name = "ab" if chained else "a"
+    full = export_adapter(store, name, tmp_path / "full")
+    half = export_adapter(store, name, tmp_path / "half", dtype="float16")
+    weights = load_file(str(half / "adapter_model.safetensors"))
+    assert {t.dtype for t in weights.values()} == {torch.float16}
+    assert weights.keys() == load_file(str(full / "adapter_model.safetensors")).keys()
+    assert (half / "adapter_model.safetensors").stat().st_size < 0.6 * (full / "adapter_model.safetensors").stat().st_size
+    import_adapter(store, half, "half", str(tiny_model_dir))
+    engine = make_engine(tiny_model_dir, "float")
+    engine.use(name)
+    reference = prefill_logits(engine)
+    engine.use("half")
+    torch.testing.assert_close(prefill_logits(engine), reference, rtol=1e-2, atol=1e-2)
+    with pytest.raises(UserError, match="unknown --dtype"):
+        export_adapter(store, name, tmp_path / "odd", dtype="int3")
+    assert not (tmp_path / "odd").exists()
+
+
 def test_export_merged_loads_in_plain_transformers_with_the_engines_logits(tiny_model_dir, lora_a, lora_b,
                                                                            tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kb.grounded import load_questions, split_of
-from kb.key_facts import LINES_HEADER
+from kb.key_facts import LINES_HEADER, PROMPT_LIMIT
 from medchat.app.context import KB_HEADER
 from medchat.core.settings import DOCTOR_SYSTEM_PROMPT
 
@@ -79,7 +79,7 @@ def test_key_lines_quote_their_passage_and_answers_restate_what_the_prompt_shows
     for r in rows:
         user, reply = r["conversations"][-2]["value"], r["conversations"][-1]["value"]
         passages, lines = _passages(user), _key_lines(user)
-        assert len(lines) <= 4
+        assert len(lines) <= PROMPT_LIMIT
         assert all(sentence in passages[n] for n, sentence in lines)  # verbatim, from the [n] it names
         if r["kind"] == "abstain":
             continue

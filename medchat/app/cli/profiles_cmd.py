@@ -35,6 +35,8 @@ def register(sub) -> None:
     x.add_argument("name")
     x.add_argument("out")
     x.add_argument("--merged", action="store_true")
+    x.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"],
+                   help="store the adapter's weights in this precision (default: as trained)")
     x.add_argument("--force", action="store_true", help="replace OUT if it exists and is not empty")
     x.set_defaults(func=cmd_export)
 
@@ -106,8 +108,13 @@ def cmd_rename(args) -> int:
 
 def cmd_export(args) -> int:
     from medchat.core import profile_io
+    from medchat.core.errors import UserError
 
-    fn = profile_io.export_merged if args.merged else profile_io.export_adapter
-    out = fn(_store(), args.name, args.out, force=args.force)
+    if args.merged:
+        if args.dtype:
+            raise UserError("--dtype applies to an adapter export; drop it or --merged")
+        out = profile_io.export_merged(_store(), args.name, args.out, force=args.force)
+    else:
+        out = profile_io.export_adapter(_store(), args.name, args.out, force=args.force, dtype=args.dtype)
     print(f"exported '{args.name}' to {out}" + (" (merged full model)" if args.merged else " (PEFT adapter)"))
     return 0

@@ -23,6 +23,7 @@ from medchat.core import paths
 from medchat.core.errors import UserError
 from medchat.app.evaluation import grounded_metrics as GM
 from medchat.core.models import LoadOptions
+from medchat.core.settings import GenerationSettings
 
 OUTPUT_FILES = ("predictions.jsonl", "metrics.json", "report.md", "grounded.png")
 CONTEXT_PLACEHOLDER = "(earlier answer omitted)"
@@ -45,7 +46,9 @@ class GroundedOptions:
     base: str | None = None
     load: LoadOptions = field(default_factory=LoadOptions)
     fast: bool = True
-    max_new_tokens: int = 160
+    # chat's own limit: the doctor restates up to six listed lines, which can run past the 160 tokens this
+    # once was, and a cut answer is not what a reader of the chat sees
+    max_new_tokens: int = GenerationSettings.max_new_tokens
     system: str | None = None
     context_replies: bool = False
     lead: bool = True  # covered answers start with the KB's best sentence, as chat's default (chat.kb_lead)
@@ -121,7 +124,6 @@ def run_grounded(o: GroundedOptions, engine=None) -> dict:
     from medchat.app.evaluation.runner import base_of, check_profiles, out_dir
     from medchat.core.profiles import ProfileStore
     from medchat.app.session import ChatSession
-    from medchat.core.settings import GenerationSettings
 
     settings = GenerationSettings().with_value("max_new_tokens", o.max_new_tokens)  # UserError on nonsense
     questions = select(load_questions(o.questions), o.split, o.limit)
