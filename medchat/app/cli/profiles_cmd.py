@@ -35,8 +35,8 @@ def register(sub) -> None:
     x.add_argument("name")
     x.add_argument("out")
     x.add_argument("--merged", action="store_true")
-    x.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"],
-                   help="store the adapter's weights in this precision (default: as trained)")
+    x.add_argument("--dtype", default=None, help="float16 | bfloat16 | float32: store the adapter's weights "
+                   "in this precision (default: as trained)")
     x.add_argument("--force", action="store_true", help="replace OUT if it exists and is not empty")
     x.set_defaults(func=cmd_export)
 
