@@ -29,6 +29,7 @@ def kernel():
 # two decode paths sum in float32 in other orders: ~1e-5 apart, up to 1.7e-5 seen on a busy machine
 STEP_TOL = {"rtol": 1e-3, "atol": 1e-4}
 
+
 def quantized_copy(model_dir, out_dir):
     """A copy of the tiny model whose float weights are the dequantisation of Q4_1 (projections) and Q8_0
     (tied embedding) groups, and the GGUF holding those groups, q/k rows stored as llama.cpp stores them."""
