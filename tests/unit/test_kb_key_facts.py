@@ -162,7 +162,7 @@ def _graded(cosines):
 
 
 def test_ranked_lists_the_best_few_for_the_prompt_and_shown_narrows_them():
-    # eight sentences over the floor and one under it (0.2): PROMPT_LIMIT keeps the first of the eight,
+    # eight sentences over the floor and one under it (0.2): PROMPT_LIMIT keeps the first few of the eight,
     # the reader's block keeps only those within MARGIN of the best
     passages, embedder = _graded([0.9, 0.88, 0.5, 0.45, 0.43, 0.42, 0.41, 0.4, 0.2])
     lines = ranked("zzz?", passages, embedder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 from medchat.core.errors import positive_int
+from medchat.core.settings import GenerationSettings
 
 
 def register(modes) -> None:
@@ -23,7 +24,8 @@ def register(modes) -> None:
                    help="ask the first N covered and the first N uncovered questions only")
     p.add_argument("--questions", default=None, metavar="FILE", help="question file (default: the shipped set)")
     p.add_argument("--kb", default="default", help="knowledge base to retrieve from (default: the built-in one)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="per answer (default: as chat, 256)")
+    p.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens,
+                   help="per answer (default: as chat, %(default)s)")
     p.add_argument("--system", default=None, help="replace the chat's system prompt")
     p.add_argument("--no-lead", action="store_true",
                    help="let the model write the whole answer (default: a covered answer starts with the KB's "
@@ -44,9 +46,8 @@ def run(args) -> int:
 
     opts = GroundedOptions(profiles=parse_profiles(args.profiles), questions=args.questions, split=args.split,
                            limit=args.limit, kb=args.kb, out=args.out, base=args.base, load=load_options(args),
-                           fast=not args.no_fast, system=args.system,
-                           context_replies=args.context_replies, lead=not args.no_lead,
-                           **({} if args.max_new_tokens is None else {"max_new_tokens": args.max_new_tokens}))
+                           fast=not args.no_fast, max_new_tokens=args.max_new_tokens, system=args.system,
+                           context_replies=args.context_replies, lead=not args.no_lead)
     result = run_grounded(opts)
     from medchat.app.evaluation.grounded import settings_lines
 
