@@ -116,3 +116,25 @@ def test_pt_stage_packs_text_and_sft_packing_option(tiny_model_dir, tmp_path, me
     plain = _cfg(tiny_model_dir, mem, "sft-plain", max_steps=1, batch_size=1)
     p1, p2 = run_stage(packed, quiet=True), run_stage(plain, quiet=True)
     assert p1.metrics["tokens"] > 2 * p2.metrics["tokens"]
+
+
+def test_the_loop_checks_the_heap_after_every_step_and_evaluation(tiny_model_dir, tmp_path, monkeypatch):
+    from trainer.stages import loop
+
+    calls = []
+
+    class Counting(loop.HeapGuard):
+        def after_step(self):
+            calls.append(self)
+            super().after_step()
+
+    monkeypatch.setattr(loop, "HeapGuard", Counting)
+    data = tmp_path / "qa.json"
+    data.write_text(json.dumps([{"instruction": f"question {i}?", "input": "", "output": f"answer {i}."}
+                                for i in range(10)]))
+    cfg = load_config({"stage": "sft", "name": "heap", "model": {"base": str(tiny_model_dir)},
+                       "data": {"datasets": [str(data)], "val_size": 0.2},
+                       "lora": {"r": 4}, "training": {"max_steps": 6, "eval_steps": 3, "save_steps": 100}})
+    run_stage(cfg, quiet=True)
+    assert len(calls) == 6 + 2  # six steps, evaluations at steps 3 and 6
+    assert len({id(c) for c in calls}) == 1

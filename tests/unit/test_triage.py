@@ -14,6 +14,7 @@ from medchat.core.config import AppConfig
 from medchat.core.errors import UserError
 from medchat.app.triage import CATEGORIES, Triager, load_model, load_triager, region, region_for, triage
 from medchat.app.triage import build as triage_build
+from medchat.app.triage import features
 from medchat.app.triage.corpus import assign_splits, load_rows
 from medchat.app.triage.text import normalize
 
@@ -60,10 +61,23 @@ def test_split_is_stable_when_a_file_of_new_families_is_added():
 def test_shipped_model_matches_the_corpus_and_never_saw_the_test_split():
     model = load_model()
     assert model.meta["corpus_sha256"] == triage_build.corpus_hash(), "corpus changed: run `medchat triage --rebuild`"
+    assert model.meta["features"] == features.VERSION, "features changed: run `medchat triage --rebuild`"
     assert model.meta["trained_on"] == ["train", "dev"]
     trained = {e["text"] for e in model.meta["examples"]}
     assert not trained & {r.text for r in ROWS if r.split == "test"}
     assert set(model.classes) == set(CATEGORIES)
+
+
+@pytest.mark.parametrize("text, marked, plain", [
+    ("头撞了一下 没晕没吐 就是有点疼", {"n晕", "n吐"}, {"n疼", "n撞"}),
+    ("没吐但是晕", {"n吐"}, {"n晕", "n但"}),  # a turn ends the scope
+    ("no fever or rash, but a stiff neck", {"nwfever", "nwor", "nwrash"}, {"nwstiff", "nwneck"}),
+    ("i don't feel dizzy. my chest hurts", {"nwfeel", "nwdizzy"}, {"nwchest", "nwhurts"}),
+])
+def test_words_a_negator_governs_are_marked_negated(text, marked, plain):
+    got = set(features.grams(normalize(text)))
+    assert marked <= got
+    assert not plain & got
 
 
 # --- conversation ---------------------------------------------------------------------------------

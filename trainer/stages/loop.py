@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from trainer.data.encoding import IGNORE
 from trainer.data.packing import additive_mask, collate, pack, singletons
+from trainer.memory import HeapGuard
 from trainer.modeling import load_adapter_weights, make_optimizer, make_scheduler, save_adapter
 from trainer.runs import TrainProgress
 
@@ -119,6 +120,7 @@ class TrainLoop:
             self.steps_per_epoch, self.total = 1, int(total)
         self.pad_id = tm.tokenizer.pad_token_id if tm.tokenizer.pad_token_id is not None else 0
         self._perm_cache: dict = {}
+        self.heap = HeapGuard()  # a long CPU run's heap otherwise grows step by step (trainer/memory.py)
 
     # --- data order: a pure function of (seed, epoch, step) -------------------------------------
     def _epoch_micro(self, epoch: int) -> list[list[int]]:
@@ -183,6 +185,7 @@ class TrainLoop:
                 extra[k] = extra.get(k, 0.0) + float(v)
             count += self.count_fn(batch)
         model.train()
+        self.heap.after_step()
         keys = sorted(extra)
         loss_sum, count, *sums = self._sum(loss_sum, count, *[extra[k] for k in keys])
         self.eval_extra = {k: v / max(count, 1.0) for k, v in zip(keys, sums)}
@@ -249,6 +252,7 @@ class TrainLoop:
             while step < self.total:
                 torch.manual_seed(t.seed * 1_000_003 + step * self.world + self.rank)
                 stats = self.steps(step)
+                self.heap.after_step()
                 step += 1
                 last_loss = float(stats.get("loss", last_loss))
                 record = {"step": step, **{k: (round(v, 6) if isinstance(v, float) else v)
@@ -319,6 +323,7 @@ class TrainLoop:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
+                self.heap.after_step()
                 step += 1
                 win_compute += time.perf_counter() - step_t0  # tokens/s excludes eval and checkpoint time
                 keys = sorted(step_extra)

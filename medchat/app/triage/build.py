@@ -177,6 +177,7 @@ def build(folder: Path | None = None, log=print) -> TriageModel:
     thresholds = choose_thresholds(predictions, rows, self_harm)
     log(f"thresholds chosen out of fold: {thresholds}, self-harm {self_harm}")
     meta = {"thresholds": thresholds, "self_harm_threshold": self_harm, "corpus_sha256": corpus_hash(),
+            "features": features.VERSION,
             "trained_on": ["train", "dev"], "rows": len(rows),
             "examples": [{"category": r.category, "text": r.text} for r in rows if r.emergency]}
     final = fit(rows, meta, log=log)

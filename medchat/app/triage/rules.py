@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 
 from medchat.app.triage.patterns import RULES, Rule
+from medchat.app.triage.text import NEGATORS_EN, NEGATORS_ZH
 
 # ---- context: clauses, negation, hypotheticals, knowledge questions, resolved episodes --------
 _BREAK = re.compile(r"[.!?;:,\n。！？；：，、]|\bbut\b|\bhowever\b|但是|但|可是|不过")
-_NEG_EN = {"no", "not", "never", "without", "denies", "deny", "none", "nor", "neither"}
-_NEG_ZH = re.compile(r"(没有|没|无|未|不|否认|并非)(有|感到|觉得|出现|什么|任何|再|发生|想|打算|会)?$")
+_NEG_ZH = re.compile(rf"({NEGATORS_ZH})(有|感到|觉得|出现|什么|任何|再|发生|想|打算|会)?$")
 _HYPO = re.compile(r"\b(if|whether|in case|suppose|supposing|what happens when|what to do when|when someone|when a person|"
                    r"should someone|someone who|a person who|people who|patients? who)\b|如果|万一|假如|要是|假设|遇到|碰到")
 _KNOW_EN = re.compile(r"^\W*(what|which|how|why|when|is|are|can|could|does|do|should|tell me|explain|list|describe|define)\b.*\b("
@@ -53,7 +53,7 @@ def _clause_before(text: str, pos: int) -> str:
 
 def _negated(clause: str) -> bool:
     words = re.findall(r"[a-z']+", clause)[-3:]  # English: a negator among the last three words
-    return any(w in _NEG_EN or w.endswith("n't") for w in words) or bool(_NEG_ZH.search(clause.strip()))
+    return any(w in NEGATORS_EN or w.endswith("n't") for w in words) or bool(_NEG_ZH.search(clause.strip()))
 
 
 def _find(pattern: re.Pattern, text: str, hypothetical_ok: bool = False) -> str | None:

@@ -12,6 +12,10 @@ _T2S_PAIRS = ("頭头臉脸說说話话無无麼么們们體体臟脏壓压劑�
 _T2S = str.maketrans(dict(zip(_T2S_PAIRS[0::2], _T2S_PAIRS[1::2])))
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
+# Negators, shared by the rules' negation check and the model's negated-word features.
+NEGATORS_EN = frozenset({"no", "not", "never", "without", "denies", "deny", "none", "nor", "neither"})
+NEGATORS_ZH = "没有|没|无|未|不|否认|并非"
+
 
 def detect_language(text: str) -> str:
     """"zh" when Chinese characters are at least as many as Latin words (mixed messages are common)."""
