@@ -120,7 +120,7 @@ class TrainLoop:
             self.steps_per_epoch, self.total = 1, int(total)
         self.pad_id = tm.tokenizer.pad_token_id if tm.tokenizer.pad_token_id is not None else 0
         self._perm_cache: dict = {}
-        self.heap = HeapGuard()  # a long CPU run's heap otherwise grows step by step (trainer/memory.py)
+        self.heap = HeapGuard()  # trims the heap when the run outgrows its working set (trainer/memory.py)
 
     # --- data order: a pure function of (seed, epoch, step) -------------------------------------
     def _epoch_micro(self, epoch: int) -> list[list[int]]:
