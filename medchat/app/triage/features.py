@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from medchat.app.triage.text import NEGATORS_EN, NEGATORS_ZH
+from medchat.app.triage.text import CJK, NEGATORS_EN, NEGATORS_ZH
 
 VERSION = 2  # recorded in model.json: weights fitted on other features are stale (2: negated words)
 DIM = 1 << 18
@@ -23,7 +23,6 @@ _DIGIT = re.compile(r"\d")
 _NEG_ZH = re.compile(NEGATORS_ZH)
 _NEG_SCOPE = 4  # characters (Chinese) or 3 words (English) after a negator; out of fold 2, 4 and 6 tie
 _SCOPE_END = set("但可却而")  # a turn ("没吐但是...") ends the scope, as punctuation and non-Chinese do
-_CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
 _EN_TOKEN = re.compile(r"[a-z']+|[.,;!?]")
 
 
@@ -50,7 +49,7 @@ def negated(norm: str) -> list[str]:
     for m in _NEG_ZH.finditer(norm):
         scope = ""
         for ch in norm[m.end(): m.end() + _NEG_SCOPE]:
-            if not _CJK_CHAR.match(ch) or ch in _SCOPE_END:
+            if not CJK.match(ch) or ch in _SCOPE_END:
                 break
             scope += ch
         out.extend("n" + c for c in scope)

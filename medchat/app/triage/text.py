@@ -10,7 +10,7 @@ _T2S_PAIRS = ("頭头臉脸說说話话無无麼么們们體体臟脏壓压劑�
               "殘残盡尽樣样對对幾几歲岁週周滿满顆颗驚惊燙烫現现剛刚爺爷媽妈腦脑療疗絞绞悶闷緊紧噁恶虛虚溫温測测額额創创湧涌滲渗頜颌"
               "敵敌膠胶鎮镇靜静潔洁鈕钮槍枪縊缢脫脱離离親亲閉闭僅仅錶表癒愈嗆呛紺绀")
 _T2S = str.maketrans(dict(zip(_T2S_PAIRS[0::2], _T2S_PAIRS[1::2])))
-_CJK = re.compile(r"[\u3400-\u9fff]")
+CJK = re.compile(r"[\u3400-\u9fff]")
 
 # Negators, shared by the rules' negation check and the model's negated-word features.
 NEGATORS_EN = frozenset({"no", "not", "never", "without", "denies", "deny", "none", "nor", "neither"})
@@ -19,7 +19,7 @@ NEGATORS_ZH = "没有|没|无|未|不|否认|并非"
 
 def detect_language(text: str) -> str:
     """"zh" when Chinese characters are at least as many as Latin words (mixed messages are common)."""
-    return "zh" if len(_CJK.findall(text or "")) >= max(1, len(re.findall(r"[A-Za-z]+", text or ""))) else "en"
+    return "zh" if len(CJK.findall(text or "")) >= max(1, len(re.findall(r"[A-Za-z]+", text or ""))) else "en"
 
 
 def normalize(text: str) -> str:
