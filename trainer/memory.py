@@ -6,7 +6,8 @@ recipe on CPU grew from 12 GB to 24 GB by step ~190 and was OOM-killed on a 24 G
 on 12 steps of that recipe (idle 2-core CPU): returning free pages after every step (`malloc_trim`)
 cost 28% of the speed, as each step faults its activations in again; an mmap threshold of 1 MiB cost
 half. So the guard trims only when the process has grown by a quarter past the size it settles at:
-a few trims in a run, each costing about one step's page faults.
+a few trims in a run, each costing about one step's page faults. The bigger cure is a smaller
+micro-batch (the doctor recipe: batch 1 x grad_accum 4, 7.3 GB at its peak over the full run, 4 trims).
 """
 
 from __future__ import annotations

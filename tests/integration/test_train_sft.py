@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from medchat.app.cli import main
 from medchat.core.profiles import ProfileStore
@@ -138,3 +139,28 @@ def test_the_loop_checks_the_heap_after_every_step_and_evaluation(tiny_model_dir
     run_stage(cfg, quiet=True)
     assert len(calls) == 6 + 2  # six steps, evaluations at steps 3 and 6
     assert len({id(c) for c in calls}) == 1
+
+
+def test_one_sample_micro_batches_make_the_same_update_as_one_padded_batch(tiny_model_dir, tmp_path):
+    """Why the doctor recipe may run batch 1 x grad_accum 4 to save memory: the loss is normalised over
+    the trained tokens of the whole step, and padding is masked, so the adapter comes out the same."""
+    from safetensors.torch import load_file
+
+    data = tmp_path / "uneven.json"  # answers of very different lengths: batch 4 pads heavily
+    rows = [{"instruction": f"question {i}?", "input": "", "output": " ".join(["word"] * (1 + 7 * i))} for i in range(8)]
+    data.write_text(json.dumps(rows))
+    adapters = []
+    for name, bs, accum in (("padded", 4, 1), ("one-by-one", 1, 4)):
+        cfg = load_config({"stage": "sft", "name": name, "model": {"base": str(tiny_model_dir)},
+                           "data": {"datasets": [str(data)], "val_size": 0}, "lora": {"r": 4, "dropout": 0.0},
+                           "training": {"max_steps": 2, "batch_size": bs, "grad_accum": accum,
+                                        "learning_rate": 5e-3, "save_steps": 100}})
+        prof = run_stage(cfg, quiet=True)
+        assert prof.metrics["steps"] == 2
+        adapters.append(load_file(prof.path / "adapter" / "adapter_model.safetensors"))
+    padded, single = adapters
+    assert padded.keys() == single.keys()
+    moved = [key for key in padded if padded[key].abs().max() > 0 and "lora_B" in key]
+    assert moved  # the two steps changed the adapter, so agreement below is not two untouched copies
+    for key in padded:
+        torch.testing.assert_close(padded[key], single[key], atol=1e-5, rtol=1e-3)

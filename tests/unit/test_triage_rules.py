@@ -12,7 +12,7 @@ import pytest
 
 from medchat.app.triage import CATEGORIES, Triage, disclaimer, triage
 from medchat.app.triage.guidance import REGIONS, guidance
-from medchat.app.triage.rules import match_rules
+from medchat.app.triage.rules import infant_fever_ruled_out, match_rules
 from medchat.app.triage.text import normalize
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -138,11 +138,31 @@ def test_chinese_self_harm_plans_without_the_word_suicide(text, self_harm):
         ("十周的崽发烧38.4", True),  # age before 的 + a colloquial word for the child
         ("外孙才十个礼拜，一量38.4", True),  # a grandchild as the subject
         ("外孙才五个月，一量38.4", False),
+        ("孩子出生才3周，今天量了38.6", True),  # 出生 + 才 before the age
+        ("6周龄，肛温38.3", True),  # 周龄: age in weeks, the clinic's word
     ],
 )
 def test_infant_fever_thresholds(text, fires):
     result = triage(text)
     assert (result.emergency and result.category == "infant_fever") == fires
+
+
+@pytest.mark.parametrize(
+    "text, ruled_out",
+    [
+        ("my 7 month old has a fever of 39.2, she's floppy and won't wake up properly", False),  # a red sign
+        ("my 7 month old has a fever of 39.2 but she's not floppy and is feeding fine", True),  # denied: age decides
+        ("our 6 month old is 38.9 and grunting with every breath", False),
+        ("3 week old, temperature 35.6, sleepy, hardly feeding", False),  # a cold young baby
+        ("3 week old, temperature 36.9, feeding well", True),  # a normal reading
+        ("宝宝八个月，烧到39度5，抱着软绵绵的，叫也不太醒", False),
+        ("宝宝八个月，烧到39度5，精神挺好，吃奶正常", True),
+        ("宝宝七周，体温35.7，不怎么吃奶", False),
+        ("my 4 year old has a temperature of 38.7 and a runny nose", True),  # not a baby
+    ],
+)
+def test_what_excuses_the_models_infant_fever_alarm(text, ruled_out):
+    assert infant_fever_ruled_out(normalize(text)) is ruled_out
 
 
 def test_self_harm_guidance_has_crisis_contacts_in_both_languages():

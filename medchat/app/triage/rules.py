@@ -86,8 +86,8 @@ _N_EN = r"(?P<n>\d{1,3}|" + "|".join(_NUM_EN) + ")"
 _AGE_EN = re.compile(rf"\b{_N_EN}[\s-]*(?P<u>day|week|wk|month|mo)s?[\s-]*old\b|\b(is|turned|only|just|aged) "
                      rf"{_N_EN.replace('<n>', '<n2>')} (?P<u2>day|week|month)s?\b(?! (ago|pregnant))")
 _YOUNG_EN = re.compile(r"\b(newborn|neonat\w*|(under|younger than|less than) (3|three) months)\b")
-_AGE_ZH = re.compile(r"(?P<n>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u>天|周|个?星期|个?礼拜|个?半?月)(?=大|的(宝宝|婴儿|孩子|小孩|宝贝|儿子|女儿|崽|娃|小娃))|"
-                     r"(宝宝|婴儿|孩子|宝贝|儿子|女儿|小孩|崽|娃|外孙女?|孙子|孙女)(才|刚|只有|刚满|满|出生)?(?P<n2>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u2>天|周|个?星期|个?礼拜|个?半?月)")
+_AGE_ZH = re.compile(r"(?P<n>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u>天|周|个?星期|个?礼拜|个?半?月)(?=大|龄|的(宝宝|婴儿|孩子|小孩|宝贝|儿子|女儿|崽|娃|小娃))|"
+                     r"(宝宝|婴儿|孩子|宝贝|儿子|女儿|小孩|崽|娃|外孙女?|孙子|孙女)(出生)?(才|刚|只有|刚满|满)?(?P<n2>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u2>天|周|个?星期|个?礼拜|个?半?月)")
 _YOUNG_ZH = re.compile(r"新生儿|半个月大|刚出生|(没|未|不)满月|刚满月|出生(才)?(\d{1,2}|[一二两三四五六七八九十]+)天")
 _FEVER_WORD = re.compile(r"\b(fever\w*|febrile|hot to the touch|burning up|(has|running|with) a (high )?temperature)\b|发烧|发热|高烧|高热|体温(高|升高)")
 _TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)(?!\d|\.\d)(?:\s*度\s*(\d)(?!\d))?(?!\s*-?\s*(day|week|wk|month|mo|year|yr|min|hour|"
@@ -125,11 +125,26 @@ _INFANT = re.compile(r"\b(babies|baby|infant|newborn|neonat\w*|bub|week|weeks|wk
 _OLDER = re.compile(r"\b\d{1,2}\s*(-\s*)?(years?|yrs?|y/?o)\b|\d{1,2}\s*岁|[一二两三四五六七八九十]+岁")
 
 
+# Signs of a seriously ill baby or child (the NICE "red" features, in lay words): with one of them, neither
+# the age nor a normal reading excuses the model's infant-fever alarm.
+_SICK_CHILD = re.compile(
+    r"\b(floppy|limp|unresponsive|(won'?t|doesn'?t|does not|will not|not) (wake|wake up|respond\w*|react\w*)|(hard|difficult) "
+    r"to (wake|rouse)|grunt\w*|(blue|bluish|grey|gray|purple) (lips|tinge|around)|mottled|(breathing|breathes) (very )?(fast|hard)|"
+    r"(fast|rapid) breathing|(dry|no wet) (nappy|nappies|diaper|diapers)|weak cry|high[- ]pitched cry|rash that (doesn'?t|does not|"
+    r"won'?t) fade|non[- ]?blanching|bulging (soft spot|fontanel\w*)|seizure|convuls\w*)\b|软绵绵|跟面条似的|叫不醒|不太醒|"
+    r"(喊|叫).{0,4}(不睁|不醒)|眼都不睁|没反应|哼哼|发紫|发青|乌青|发绀|皮肤发花|花斑|(喘气|呼吸).{0,3}(快|急促)|尿布.{0,6}干|"
+    r"没(有)?尿|哭声.{0,4}(弱|小猫)|抽搐|抽筋|囟门.{0,2}(鼓|凸)")
+
+
 def infant_fever_ruled_out(text: str) -> bool:
     """What excludes infant fever: no baby mentioned, a stated age of 3 months or more, or a measured
-    temperature under 38 C. The model does not read numbers this way, so its infant-fever guesses defer to this."""
+    temperature in the normal range (36 to under 38 C; a cold young baby is as worrying as a hot one). The
+    model does not read numbers this way, so its infant-fever guesses defer to this, unless a sign of a
+    seriously ill child is named."""
+    if _find(_SICK_CHILD, text):
+        return False
     temps = _temperatures(text)
-    if (temps and max(temps) < 37.95) or not (_INFANT.search(text) or _infant_age(text)):
+    if (temps and 36.0 <= min(temps) and max(temps) < 37.95) or not (_INFANT.search(text) or _infant_age(text)):
         return True
     ages = [*_AGE_EN.finditer(text), *_AGE_ZH.finditer(text)]
     if _infant_age(text):
