@@ -157,6 +157,7 @@ def test_infant_fever_thresholds(text, fires):
         ("3 week old, temperature 36.9, feeding well", True),  # a normal reading
         ("宝宝八个月，烧到39度5，抱着软绵绵的，叫也不太醒", False),
         ("宝宝八个月，烧到39度5，精神挺好，吃奶正常", True),
+        ("宝宝八个月，烧到39度5，呼吸不快，哭声不弱", True),  # a sign denied inside the phrase
         ("宝宝七周，体温35.7，不怎么吃奶", False),
         ("my 4 year old has a temperature of 38.7 and a runny nose", True),  # not a baby
     ],

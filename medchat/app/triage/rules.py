@@ -132,8 +132,8 @@ _SICK_CHILD = re.compile(
     r"to (wake|rouse)|grunt\w*|(blue|bluish|grey|gray|purple) (lips|tinge|around)|mottled|(breathing|breathes) (very )?(fast|hard)|"
     r"(fast|rapid) breathing|(dry|no wet) (nappy|nappies|diaper|diapers)|weak cry|high[- ]pitched cry|rash that (doesn'?t|does not|"
     r"won'?t) fade|non[- ]?blanching|bulging (soft spot|fontanel\w*)|seizure|convuls\w*)\b|软绵绵|跟面条似的|叫不醒|不太醒|"
-    r"(喊|叫).{0,4}(不睁|不醒)|眼都不睁|没反应|哼哼|发紫|发青|乌青|发绀|皮肤发花|花斑|(喘气|呼吸).{0,3}(快|急促)|尿布.{0,6}干|"
-    r"没(有)?尿|哭声.{0,4}(弱|小猫)|抽搐|抽筋|囟门.{0,2}(鼓|凸)")
+    r"(喊|叫).{0,4}(不睁|不醒)|眼都不睁|没反应|哼哼|发紫|发青|乌青|发绀|皮肤发花|花斑|(喘气|呼吸)[^不没无，,。]{0,3}(快|急促)|"
+    r"尿布[^不没无，,。]{0,6}干|没(有)?尿|哭声[^不没无，,。]{0,4}(弱|小猫)|抽搐|抽筋|囟门[^不没无，,。]{0,2}(鼓|凸)")  # no negator inside
 
 
 def infant_fever_ruled_out(text: str) -> bool:
