@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from medchat.app.triage.text import CJK, NEGATORS_EN, NEGATORS_ZH
+from medchat.app.triage.text import CJK, NEGATORS_ZH, negates
 
 VERSION = 2  # recorded in model.json: weights fitted on other features are stale (2: negated words)
 DIM = 1 << 18
@@ -56,7 +56,7 @@ def negated(norm: str) -> list[str]:
         out.extend("n" + scope[i:i + 2] for i in range(len(scope) - 1))
     words = _EN_TOKEN.findall(norm)
     for i, w in enumerate(words):
-        if w in NEGATORS_EN or w.endswith("n't"):
+        if negates(w):
             for x in words[i + 1:i + 4]:
                 if x in ".,;!?" or x == "but":
                     break

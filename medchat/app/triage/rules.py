@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from medchat.app.triage.patterns import RULES, Rule
-from medchat.app.triage.text import NEGATORS_EN, NEGATORS_ZH
+from medchat.app.triage.text import NEGATORS_ZH, negates
 
 # ---- context: clauses, negation, hypotheticals, knowledge questions, resolved episodes --------
 _BREAK = re.compile(r"[.!?;:,\n。！？；：，、]|\bbut\b|\bhowever\b|但是|但|可是|不过")
@@ -53,7 +53,7 @@ def _clause_before(text: str, pos: int) -> str:
 
 def _negated(clause: str) -> bool:
     words = re.findall(r"[a-z']+", clause)[-3:]  # English: a negator among the last three words
-    return any(w in NEGATORS_EN or w.endswith("n't") for w in words) or bool(_NEG_ZH.search(clause.strip()))
+    return any(negates(w) for w in words) or bool(_NEG_ZH.search(clause.strip()))
 
 
 def _find(pattern: re.Pattern, text: str, hypothetical_ok: bool = False) -> str | None:

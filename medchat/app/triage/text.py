@@ -17,6 +17,11 @@ NEGATORS_EN = frozenset({"no", "not", "never", "without", "denies", "deny", "non
 NEGATORS_ZH = "没有|没|无|未|不|否认|并非"
 
 
+def negates(word: str) -> bool:
+    """An English negator word ("no", "never", "don't")."""
+    return word in NEGATORS_EN or word.endswith("n't")
+
+
 def detect_language(text: str) -> str:
     """"zh" when Chinese characters are at least as many as Latin words (mixed messages are common)."""
     return "zh" if len(CJK.findall(text or "")) >= max(1, len(re.findall(r"[A-Za-z]+", text or ""))) else "en"
