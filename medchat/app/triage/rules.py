@@ -143,13 +143,12 @@ def infant_fever_ruled_out(text: str) -> bool:
     seriously ill child is named."""
     if _find(_SICK_CHILD, text):
         return False
-    temps = _temperatures(text)
-    if (temps and 36.0 <= min(temps) and max(temps) < 37.95) or not (_INFANT.search(text) or _infant_age(text)):
+    temps, young = _temperatures(text), _infant_age(text)
+    if (temps and 36.0 <= min(temps) and max(temps) < 37.95) or not (_INFANT.search(text) or young):
         return True
-    ages = [*_AGE_EN.finditer(text), *_AGE_ZH.finditer(text)]
-    if _infant_age(text):
+    if young:
         return False
-    return bool(ages) or bool(_OLDER.search(text))
+    return bool(_AGE_EN.search(text) or _AGE_ZH.search(text) or _OLDER.search(text))
 
 
 def _infant_fever(text: str) -> str | None:
