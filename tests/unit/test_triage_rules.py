@@ -98,6 +98,28 @@ def test_chinese_figures_of_speech_and_questions_do_not_fire(figurative, literal
 
 
 @pytest.mark.parametrize(
+    "figurative, literal, category",
+    [
+        # each first column fired before (the kinds of false alarm the train and dev splits showed after the
+        # twelfth session's corpus additions); each literal report beside it must still fire, in its category
+        ("618给全家买衣服，又大出血了", "产后大出血，护士说血压在往下掉", "bleeding"),
+        ("这周报告一份接一份，窒息", "宝宝趴着睡被枕头捂住，快窒息了", "breathing"),
+        ("这结局把我震惊到说不出话", "我爸喘得厉害，说不出完整的话", "breathing"),
+        ("新剧大结局看得我心梗了属于是", "我爸心梗了，正在等救护车", "cardiac"),
+        ("听他讲冷笑话，我嘴角都在抽搐", "孩子还在抽搐，已经三分钟了", "seizure"),
+        ("我爸以前煤气中毒过，这个冬天想买个报警器", "我们一家人煤气中毒了，头痛想吐", "poisoning"),
+        ("我姐读大学时吞过一整板药，想问问对肝有没有影响", "她刚才吃过量的安眠药，说头很晕", "poisoning"),
+        ("生物课讲到酮症酸中毒了，想弄懂它的机制", "孩子误喝了洗洁精，好像中毒了", "poisoning"),
+        ("过敏性休克为什么一定要用肾上腺素，其他药不行吗", "我儿子吃了花生后过敏性休克，已经打了肾上腺素", "anaphylaxis"),
+        ("急救课考试会考心肺复苏的按压深度吗", "我老公突然倒地，我在给他做心肺复苏", "unconscious"),
+    ],
+)
+def test_slang_past_events_and_questions_do_not_fire_where_reports_do(figurative, literal, category):
+    assert match_rules(normalize(figurative)) is None
+    assert (match_rules(normalize(literal)) or ("",))[0] == category
+
+
+@pytest.mark.parametrize(
     "text, self_harm",
     [
         # a plan told through a place, a method or a goodbye, with no word for suicide in it
@@ -140,6 +162,7 @@ def test_chinese_self_harm_plans_without_the_word_suicide(text, self_harm):
         ("外孙才五个月，一量38.4", False),
         ("孩子出生才3周，今天量了38.6", True),  # 出生 + 才 before the age
         ("6周龄，肛温38.3", True),  # 周龄: age in weeks, the clinic's word
+        ("宝宝三周，一分钟呼吸40次，正常吗", False),  # a count, not a temperature
     ],
 )
 def test_infant_fever_thresholds(text, fires):
@@ -198,3 +221,24 @@ def test_triage_result_shape_and_empty_input():
     for empty in ("", "   ", None):
         assert not triage(empty).emergency
     assert "emergency" in disclaimer() and "clinician" in disclaimer()
+
+
+@pytest.mark.parametrize(
+    "text, alarm",
+    [
+        # the model says "infant fever" with a high score on each (a stand-in model; no rule fires on any)
+        ("newborn才3周 耳温38.5 一直睡", True),  # English beside Chinese, no space between: a baby is named
+        ("孙子生下来才二十来天，今天身上发烫", True),  # 生下来 and 二十来天: a young baby
+        ("发烧38.5度，嗓子疼", False),  # no baby named: an adult's fever
+        ("宝宝八个月，38度2，吃奶玩耍都跟平时一样", False),  # an older baby, well
+        ("宝宝两个月，量了37.4，有点鼻塞", False),  # a normal reading
+    ],
+)
+def test_the_models_infant_fever_alarm_stands_only_for_a_young_or_unwell_baby(text, alarm):
+    from medchat.app.triage import build
+    from medchat.app.triage.decide import Triager
+    from medchat.app.triage.model import Prediction
+
+    model = build._Replay({normalize(text): Prediction(0.95, 0.0, "infant_fever", 0.9)}, {"en": 0.5, "zh": 0.5}, 0.5)
+    result = Triager(model=model).assess(text)
+    assert result.emergency is alarm and (not alarm or result.category == "infant_fever")

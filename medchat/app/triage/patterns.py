@@ -90,7 +90,7 @@ RULES: dict[str, list[Rule]] = {
         rule(r"\b(won'?t|will not|can'?t|cannot|couldn'?t) (wake|be woken)", unless=r"\b(school|alarm|morning|early|on time|work)\b"),
         rule(r"昏迷|不省人事|失去(了)?意识|(叫|喊|拍|推)(他|她|了)?(也|都)?(没(有)?反应|没动静)|(没有|没)(了)?(呼吸|心跳|脉搏)"
              r"(?!困难|急促|道|科|不畅|声)|停止(了)?(呼吸|心跳)|(呼吸|心跳)(停了|停止了|没了)|倒地(不起|后?没反应)|"
-             r"晕倒(了)?.{0,6}(醒不过来|叫不醒|没反应)|摸不到脉搏|心肺复苏",
+             r"晕倒(了)?.{0,6}(醒不过来|叫不醒|没反应)|摸不到脉搏|(正在|在|开始|已经)(给[^。！？\n]{0,6})?(做|进行)?心肺复苏",
              unless=r"(累|困|忙|熬夜|通宵|加班)[^。！？\n]{0,12}(昏迷|不省人事)"),  # "worked all night, I'm comatose"
         rule(r"叫不醒|醒不过来", unless=r"上学|起床|赖床|闹钟|上班"),
     ],
@@ -114,7 +114,8 @@ RULES: dict[str, list[Rule]] = {
             BREATH_ZH, r"(出|冒|流|一身)了?(很多|好多|一身)?(冷)?汗|大汗|冷汗",
             r"(放射|传|窜|连|牵扯|延伸)(到)?.{0,4}(左?(手臂|胳膊|臂|肩|肩膀)|下巴|下颌|牙|后背|背|脖子)|(左(手臂|胳膊|臂|肩|肩膀)|下巴|下颌)(也)?(痛|疼|麻|发麻)",
             r"恶心|想吐|呕吐|头晕|眼前发黑|要晕倒|快晕了")),
-        rule(r"(心梗|心肌梗[死塞]|心脏病)(又)?(发作|犯了|了)"),
+        rule(r"(心梗|心肌梗[死塞]|心脏病)(又)?(发作|犯了|了)",
+             unless=r"心梗了?属于是|心梗了[^。！？\n]{0,12}(哈哈|笑死|编剧)"),  # internet slang for a nasty surprise
     ],
     "stroke": [
         rule(r"\b(face|mouth|smile)\b[^.;,]{0,20}\b(droop\w*|sagg\w*|lopsided|uneven|crooked|slid\w* down)|\bdroop\w*\b[^.;,]{0,15}\b(face|mouth|smile)\b"),
@@ -156,7 +157,8 @@ RULES: dict[str, list[Rule]] = {
         rule(SEIZ_EN, r"\b([5-9]|[1-9]\d|five|six|seven|eight|nine|ten|fifteen|twenty)\s*(minutes?|mins?)|\bwon'?t stop|\bnot stopping|"
              r"\bhasn'?t stopped|\bback[- ]to[- ]back|\bone after another|\bfirst (ever )?(seizure|fit|convulsion)|\bnever had (a )?"
              r"(seizure|fit)|\b(won'?t|not|isn'?t|can'?t) (wake|waking|respond\w*)|\bpregnant|\bin the (water|bath|pool)|\bhit (his|her|my) head"),
-        rule(rf"(正在|还在|一直|不停地?|又在|在)(全身|浑身|四肢)?{SEIZ_ZH}|(全身|浑身|四肢)(不停地?)?(抽搐|抽动)|口吐白沫"),
+        rule(rf"(正在|还在|一直|不停地?|又在|在)(全身|浑身|四肢)?{SEIZ_ZH}|(全身|浑身|四肢)(不停地?)?(抽搐|抽动)|口吐白沫",
+             unless=r"嘴角[^。！？\n]{0,3}抽搐"),  # a grimace at a bad joke
         rule(SEIZ_ZH, r"([5-9]|[1-9]\d|五|六|七|八|九|十|十几|好几)\s*分钟|停不下来|不停|不止|止不住|第一次|从来没有|醒不过来|叫不醒|没反应|"
              r"怀孕|孕妇|撞到头|在水里|一次接一次|接连"),
     ],
@@ -168,11 +170,12 @@ RULES: dict[str, list[Rule]] = {
         rule(rf"\b(swallowed|drank|drunk|ate|eaten|ingested|sipped|chewed|licked|got into|drinking|swallowing)\b[^.;,]{{0,30}}\b{CHEM_EN}"),
         rule(r"\b(carbon monoxide|co (alarm|detector))\b",
              r"\b(going off|beeping|sounding|went off|headaches?|dizz\w*|nause\w*|vomit\w*|drowsy|sleepy|confus\w*|passed out|faint\w*)"),
-        rule(rf"(吃|吞|服|喝)(了|下)?.{{0,8}}(一整瓶|整瓶|一瓶|一整盒|整盒|一盒|一整板|整板|一板|一把|大量|过量|太多).{{0,6}}{DRUG_ZH}|(吃|吞|服)(了|下)?"
+        rule(rf"(吃|吞|服|喝)(?!过(?!量))(了|下)?.{{0,8}}(一整瓶|整瓶|一瓶|一整盒|整盒|一盒|一整板|整板|一板|一把|大量|过量|太多).{{0,6}}{DRUG_ZH}|(吃|吞|服)(?!过(?!量))(了|下)?"
              r".{0,6}(一整瓶|整瓶|一把|几十|十几|[1-9]\d+|[二三四五六七八九]?十[一二三四五六七八九]?|一百|几百)(片|粒|颗)"),
-        rule(r"(服药|吃药|用药|药物)过量|过量(服用|服药|吃药|用药)|药吃多了|误服|误食|误喝|(一氧化碳|煤气)中毒"),
+        rule(r"(服药|吃药|用药|药物)过量|过量(服用|服药|吃药|用药)|药吃多了|误服|误食|误喝|(一氧化碳|煤气)中毒(?!过)",
+             unless=r"有过.{0,3}(药物|服药|用药)过量"),  # 吞过, 中毒过, 有过: a past experience
         rule(rf"(喝|吞|吃|误食|误服|误喝|舔|咽)(了|下|进)?.{{0,6}}{CHEM_ZH}"),
-        rule(r"中毒了", unless=r"食物中毒"),
+        rule(r"(?<!酸)中毒了", unless=r"食物中毒"),
     ],
     "bleeding": [
         rule(r"\b(bleed\w*|blood)\b[^.;]{0,30}\b(won'?t stop|will not stop|doesn'?t stop|does not stop|not stopping|isn'?t stopping|"
@@ -182,10 +185,12 @@ RULES: dict[str, list[Rule]] = {
              unless=r"\b(period|menstrua\w*|spotting)\b"),
         rule(r"\b(vomit\w*|throwing up|threw up)\b[^.;,]{0,15}\b(blood|coffee grounds?)\b|\b(coughing|coughed) up\b[^.;,]{0,10}\bblood\b",
              unless=r"\b(streaks?|specks?|tinge\w*|little|bit of|spots? of)\b"),
-        rule(r"(血|出血|流血)(一直|还在|不停)?(止不住|止不了|不止|停不下来|往外(喷|涌|冒)|喷出来|流个不停|不停地?流)|大出血|大量出血|"
+        rule(r"(血|出血|流血)(一直|还在|不停)?(止不住|止不了|不止|停不下来|往外(喷|涌|冒)|喷出来|流个不停|不停地?流)|大量出血|"
              r"血流不止|血流如注|(止不住|止不了)(的)?血|喷血|(一直|不停)(地)?(流血|出血)|(血|出血|流血).{0,10}(止不住|止不了|停不下来)|"
              r"(出血|流血)(很多|非常多|特别多|量很大)",
-             unless=r"月经|例假|经期|大姨妈|(钱包|荷包|零花钱|工资|预算|信用卡|存款)[^。！？\n]{0,6}大出血"),  # money slang
+             unless=r"月经|例假|经期|大姨妈"),
+        rule(r"大出血", unless=r"钱|红包|份子|请客|请[^。！？\n]{0,8}吃|老本|双十一|双11|618|购物|剁手|门票|吃土|账单|工资|预算|"
+                              r"信用卡|存款|买|花了|月经|例假|经期|大姨妈"),  # money slang: spending "bleeds" the wallet
         rule(r"(吐|呕|咳)(了|出)?(很多|大量|一大口|大口|满口)?(的)?(鲜)?血(?!丝)|呕血"),
     ],
     "breathing": [
@@ -197,8 +202,10 @@ RULES: dict[str, list[Rule]] = {
              r"(in )?(full |whole )?sentences|\bribs (are )?(sucking|pulling) in"),
         rule(r"(严重|非常|极度|特别|很)的?呼吸困难|上不来气|憋得(说不出话|脸发紫|脸发青)|(嘴唇|口唇|指甲|皮肤|舌头)(都)?(发紫|发青|青紫|"
              r"变紫|变青|紫了|青了|发绀)|说不出(完整的?)?(话|句子)|(哮喘|气喘)(发作)?.{0,4}(严重|厉害)|(喷雾|喷剂|吸入器|气雾剂).{0,6}"
-             r"(不管用|没用|无效|不起作用)|(噎住|呛住|卡住)了?.{0,6}(呼吸|喘气|说话)|窒息",
-             unless=r"(多|忙|累|尴尬|无聊|闷|压抑|烦)到窒息|令人窒息|窒息感|(噎|气|惊|吓|感动)得[^。！？\n]{0,3}说不出话"),
+             r"(不管用|没用|无效|不起作用)|(噎住|呛住|卡住)了?.{0,6}(呼吸|喘气|说话)",
+             unless=r"(噎|气|惊|吓|感动|震惊|无语|激动)(得|到)[^。！？\n]{0,3}说不出话"),
+        rule(r"窒息", unless=r"(多|忙|累|尴尬|无聊|闷|压抑|烦|沉默|安静)[^。！？\n]{0,6}窒息|(令|让)人窒息|窒息感|窒息了?家人们|"
+                              r"(工作|作业|报告|项目|deadline|ddl|邮件|消息|未读|会议|开会|考试|房贷|老板|领导|上课|老师)[^。！？\n]{0,20}窒息"),
         rule(r"喘不(上|过)气|透不过气", unless=r"压力|工作|学业|作业|鼻塞|鼻子|感冒"),
     ],
 }

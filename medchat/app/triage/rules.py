@@ -33,7 +33,7 @@ _ASKER = re.compile(r"\b(how (do|can|would|should) i|what (should|do|can) i|shou
                     r"(a |an )?(nurse|student|doctor|medic)\w*|i am (a |an )?(nurse|student|doctor|medic)\w*)\b|我想(知道|问问?|了解|请教)|请问|"
                     r"我(听说|看到|读到)|想问一?下|我们(村里|这里|老家|那边)?(都)?说|听说|据说")
 _REPORT = re.compile(r"\b(i|i'm|im|i've|i'd|me|my|mine|we|we're|our|us|he|she|he's|she's|his|him|her|they're|their|this|right "
-                     r"now|currently|help)\b|我|咱|他|她|爸|妈|爷|奶|外公|外婆|姥|老公|老婆|丈夫|妻子|孩子|儿子|女儿|宝宝|宝贝|朋友|同事|"
+                     r"now|currently|help)\b|我|咱|(?<!其)(?<!雷)他(?![汀定])|她|爸|妈|爷|奶|外公|外婆|姥|老公|老婆|丈夫|妻子|孩子|儿子|女儿|宝宝|宝贝|朋友|同事|"
                      r"室友|邻居|家人|现在|正在|刚才|刚刚|此刻")
 _RESOLVED = re.compile(r"\b(went away|gone away|has gone|have gone|had gone|resolved|subsided|settled|(is|am|feel|feels|felt|was|"
                        r"were|seems?) (fine|ok|okay|better|normal|back to normal)( now)?|back to normal|no longer|(weeks|months|"
@@ -84,14 +84,14 @@ _NUM_EN = {w: i for i, w in enumerate("one two three four five six seven eight n
 _MAX_AGE = {"day": 91, "天": 91, "week": 13, "wk": 13, "周": 13, "星期": 13, "礼拜": 13}  # otherwise months: < 3
 _N_EN = r"(?P<n>\d{1,3}|" + "|".join(_NUM_EN) + ")"
 _AGE_EN = re.compile(rf"\b{_N_EN}[\s-]*(?P<u>day|week|wk|month|mo)s?[\s-]*old\b|\b(is|turned|only|just|aged) "
-                     rf"{_N_EN.replace('<n>', '<n2>')} (?P<u2>day|week|month)s?\b(?! (ago|pregnant))")
-_YOUNG_EN = re.compile(r"\b(newborn|neonat\w*|(under|younger than|less than) (3|three) months)\b")
+                     rf"{_N_EN.replace('<n>', '<n2>')} (?P<u2>day|week|month)s?\b(?! (ago|pregnant))", re.ASCII)
+_YOUNG_EN = re.compile(r"\b(newborn|neonat\w*|(under|younger than|less than) (3|three) months)\b", re.ASCII)
 _AGE_ZH = re.compile(r"(?P<n>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u>天|周|个?星期|个?礼拜|个?半?月)(?=大|龄|的(宝宝|婴儿|孩子|小孩|宝贝|儿子|女儿|崽|娃|小娃))|"
-                     r"(宝宝|婴儿|孩子|宝贝|儿子|女儿|小孩|崽|娃|外孙女?|孙子|孙女)(出生)?(才|刚|只有|刚满|满)?(?P<n2>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u2>天|周|个?星期|个?礼拜|个?半?月)")
-_YOUNG_ZH = re.compile(r"新生儿|半个月大|刚出生|(没|未|不)满月|刚满月|出生(才)?(\d{1,2}|[一二两三四五六七八九十]+)天")
+                     r"(宝宝|婴儿|孩子|宝贝|儿子|女儿|小孩|崽|娃|外孙女?|孙子|孙女)(出生|生下来)?(才|刚|只有|刚满|满)?(出生|生下来)?(?P<n2>\d{1,3}|[一二两三四五六七八九十]+)\s*来?(?P<u2>天|周|个?星期|个?礼拜|个?半?月)")
+_YOUNG_ZH = re.compile(r"新生儿|半个月大|刚出生|(没|未|不)满月|刚满月|(出生|生下来)(才)?(\d{1,2}|[一二两三四五六七八九十]+)来?天")
 _FEVER_WORD = re.compile(r"\b(fever\w*|febrile|hot to the touch|burning up|(has|running|with) a (high )?temperature)\b|发烧|发热|高烧|高热|体温(高|升高)")
 _TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)(?!\d|\.\d)(?:\s*度\s*(\d)(?!\d))?(?!\s*-?\s*(day|week|wk|month|mo|year|yr|min|hour|"
-                   r"hr|lb|pound|kg|oz|ml|mg|%|天|周|个|岁|分钟|小时|斤|公斤|毫))")
+                   r"hr|lb|pound|kg|oz|ml|mg|%|天|周|个|岁|分钟|小时|斤|公斤|毫|次|下))")
 _TEMP_ZH = re.compile(r"([三四])十([一二三四五六七八九])?度([一二三四五六七八九])?")
 
 
@@ -121,8 +121,10 @@ def _temperatures(text: str) -> list[float]:
     return temps
 
 
-_INFANT = re.compile(r"\b(babies|baby|infant|newborn|neonat\w*|bub|week|weeks|wk|wks|month|months|mo)\b|宝宝|婴儿|新生儿|宝贝|月大|周大|个月|满月")
-_OLDER = re.compile(r"\b\d{1,2}\s*(-\s*)?(years?|yrs?|y/?o)\b|\d{1,2}\s*岁|[一二两三四五六七八九十]+岁")
+# ASCII word boundaries: "newborn才3周" and "3 week old宝宝" mix scripts with no space between them
+_INFANT = re.compile(r"\b(babies|baby|infant|newborn|neonat\w*|bub|week|weeks|wk|wks|month|months|mo)\b|宝宝|婴儿|新生儿|宝贝|月大|周大|个月|满月",
+                     re.ASCII)
+_OLDER = re.compile(r"\b\d{1,2}\s*(-\s*)?(years?|yrs?|y/?o)\b|\d{1,2}\s*岁|[一二两三四五六七八九十]+岁", re.ASCII)
 
 
 # Signs of a seriously ill baby or child (the NICE "red" features, in lay words): with one of them, neither
@@ -136,15 +138,21 @@ _SICK_CHILD = re.compile(
     r"尿布[^不没无，,。]{0,6}干|没(有)?尿|哭声[^不没无，,。]{0,4}(弱|小猫)|抽搐|抽筋|囟门[^不没无，,。]{0,2}(鼓|凸)")  # no negator inside
 
 
+def infant_named(text: str) -> bool:
+    """A baby, or an age young enough to be one, is mentioned."""
+    return bool(_INFANT.search(text) or _infant_age(text))
+
+
 def infant_fever_ruled_out(text: str) -> bool:
     """What excludes infant fever: no baby mentioned, a stated age of 3 months or more, or a measured
     temperature in the normal range (36 to under 38 C; a cold young baby is as worrying as a hot one). The
-    model does not read numbers this way, so its infant-fever guesses defer to this, unless a sign of a
-    seriously ill child is named."""
+    model does not read numbers this way, so its infant-fever alarms defer to this, unless a sign of a
+    seriously ill child is named. (The model often names infant fever for a plain adult fever; with no baby
+    named, its alarm would be a false one.)"""
     if _find(_SICK_CHILD, text):
         return False
     temps, young = _temperatures(text), _infant_age(text)
-    if (temps and 36.0 <= min(temps) and max(temps) < 37.95) or not (_INFANT.search(text) or young):
+    if (temps and 36.0 <= min(temps) and max(temps) < 37.95) or not infant_named(text):
         return True
     if young:
         return False
