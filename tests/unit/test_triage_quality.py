@@ -14,11 +14,12 @@ from medchat.app.triage import triage
 from medchat.app.triage.corpus import load_rows, select
 from medchat.app.triage.evaluate import evaluate
 
-FLOORS = {  # language: (recall, self-harm recall, false-alarm ceiling); measured with negated-word features
-    # 0.987/1.00/0.036 (en, n-grams averaged with the fine-tuned encoder) and 0.975/0.974/0.082 (zh,
-    # n-grams and rules), with the narrowed infant-fever veto; before them 0.985/1.00/0.044 and 0.972/0.987/0.083
+FLOORS = {  # language: (recall, self-harm recall, false-alarm ceiling). Measured on the whole test split after
+    # the twelfth session's 3,881 Chinese rows (1,091 new families, a quarter of them in test) and rule fixes:
+    # 0.983/1.00/0.042 (en) and 0.969/0.989/0.065 (zh; on the families that existed before, 0.984/1.00/0.042);
+    # before them 0.987/1.00/0.036 and 0.975/0.974/0.082 on a test split without the new families
     "en": (0.98, 1.00, 0.05),
-    "zh": (0.96, 0.97, 0.10),
+    "zh": (0.96, 0.98, 0.08),
 }
 
 
