@@ -227,7 +227,7 @@ def test_triage_result_shape_and_empty_input():
     "text, alarm",
     [
         # the model says "infant fever" with a high score on each (a stand-in model; no rule fires on any)
-        ("newborn才3周 耳温38.5 一直睡", True),  # English beside Chinese, no space between: a baby is named
+        ("newborn才3周 身上很烫 一直睡", True),  # English beside Chinese, no space between: a baby is named
         ("孙子生下来才二十来天，今天身上发烫", True),  # 生下来 and 二十来天: a young baby
         ("发烧38.5度，嗓子疼", False),  # no baby named: an adult's fever
         ("宝宝八个月，38度2，吃奶玩耍都跟平时一样", False),  # an older baby, well
@@ -240,5 +240,6 @@ def test_the_models_infant_fever_alarm_stands_only_for_a_young_or_unwell_baby(te
     from medchat.app.triage.model import Prediction
 
     model = build._Replay({normalize(text): Prediction(0.95, 0.0, "infant_fever", 0.9)}, {"en": 0.5, "zh": 0.5}, 0.5)
+    assert match_rules(normalize(text)) is None  # the model's alarm and its excuse alone decide
     result = Triager(model=model).assess(text)
     assert result.emergency is alarm and (not alarm or result.category == "infant_fever")

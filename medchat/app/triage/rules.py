@@ -138,11 +138,6 @@ _SICK_CHILD = re.compile(
     r"尿布[^不没无，,。]{0,6}干|没(有)?尿|哭声[^不没无，,。]{0,4}(弱|小猫)|抽搐|抽筋|囟门[^不没无，,。]{0,2}(鼓|凸)")  # no negator inside
 
 
-def infant_named(text: str) -> bool:
-    """A baby, or an age young enough to be one, is mentioned."""
-    return bool(_INFANT.search(text) or _infant_age(text))
-
-
 def infant_fever_ruled_out(text: str) -> bool:
     """What excludes infant fever: no baby mentioned, a stated age of 3 months or more, or a measured
     temperature in the normal range (36 to under 38 C; a cold young baby is as worrying as a hot one). The
@@ -152,7 +147,7 @@ def infant_fever_ruled_out(text: str) -> bool:
     if _find(_SICK_CHILD, text):
         return False
     temps, young = _temperatures(text), _infant_age(text)
-    if (temps and 36.0 <= min(temps) and max(temps) < 37.95) or not infant_named(text):
+    if (temps and 36.0 <= min(temps) and max(temps) < 37.95) or not (young or _INFANT.search(text)):
         return True
     if young:
         return False
