@@ -65,11 +65,12 @@ def test_self_harm_threshold_spends_its_alarm_budget_and_stays_in_bounds():
              for i, r in enumerate(ordinary)}
     th = build.choose_self_harm_threshold(preds, ordinary)
     assert sum(p.self_harm >= th for p in preds.values()) <= build.SELF_HARM_ALARMS * len(ordinary)
-    assert 0.2 <= th <= 0.5 and sum(p.self_harm >= th - 0.011 for p in preds.values()) > 3  # no lower one fits
+    low, high = build.SELF_HARM_BOUNDS
+    assert low <= th <= high and sum(p.self_harm >= th - 0.011 for p in preds.values()) > 3  # no lower one fits
     capped = {k: Prediction(0.0, 0.95, "self_harm", 1.0) for k in preds}
-    assert build.choose_self_harm_threshold(capped, ordinary) == 0.5  # ceiling: never stricter than one half
+    assert build.choose_self_harm_threshold(capped, ordinary) == high  # ceiling: never stricter than this
     quiet = {k: Prediction(0.0, 0.01, "self_harm", 1.0) for k in preds}
-    assert build.choose_self_harm_threshold(quiet, ordinary) == 0.2  # floor: the head never fires on noise
+    assert build.choose_self_harm_threshold(quiet, ordinary) == low  # floor: the head never fires on noise
 
 
 def test_self_harm_thresholds_are_chosen_per_language():
@@ -94,3 +95,83 @@ def test_the_triager_reads_the_self_harm_threshold_of_the_message_language():
     assert not triager.assess(zh).emergency
     pooled = Triager(model=build._Replay(preds, {"en": 0.5, "zh": 0.5}, 0.25))  # older files: one number
     assert pooled.assess(en).emergency and pooled.assess(zh).emergency
+
+
+def _labelled(n_families: int) -> list[Row]:
+    """Families of three messages: emergencies share "chest crushing", ordinary ones "mild cold"; the
+    family number makes each message's wording its own."""
+    rows = []
+    for f in range(n_families):
+        emergency = f % 2 == 0
+        words = "chest crushing" if emergency else "mild cold"
+        category = ("cardiac", "stroke", "self_harm")[f // 2 % 3]
+        rows += [Row(f"f{f}", "en", emergency, category, f"{words} w{f} v{k}", split="train") for k in range(3)]
+    return rows
+
+
+def _no_encoder(monkeypatch):
+    from medchat.app.triage import encoder_fit
+
+    monkeypatch.setattr(encoder_fit, "fit", lambda *a, **k: None)
+
+
+def test_inference_weights_the_grams_as_the_fit_did_unseen_ones_included(monkeypatch):
+    """The shipped model stores idf only for the columns it saw; a gram it never saw still lengthens the
+    message's vector, exactly as `features.weighted` does at fit time, so a long message with unknown
+    words is not read louder than the fit would have read it."""
+    import numpy as np
+
+    from medchat.app.triage import features
+
+    _no_encoder(monkeypatch)
+    model = build.fit(_labelled(12))
+    idf_all = np.full(features.DIM, model.meta["idf_unseen"], dtype=np.float32)
+    idf_all[model.cols] = model.idf
+    for text in ("chest crushing w3 v1", "chest crushing and many words never seen before zq xj"):
+        norm = normalize(text)
+        x = features.weighted(features.matrix([norm]), idf_all)[:, model.cols].toarray()[0]
+        assert np.allclose(model._ngram_logits(norm), x @ model.weights + model.bias, atol=1e-4)
+    assert model.meta["idf_unseen"] >= model.idf.max()  # a gram in no training message is the rarest of all
+
+
+def test_idf_weighs_a_rare_gram_above_a_common_one():
+    from medchat.app.triage import features
+
+    x = features.matrix([normalize(t) for t in ("fever", "fever cough", "fever rash")])
+    idf, unseen = features.idf(x)
+    common, rare = (features.columns(normalize(w)) for w in ("fever", "rash"))
+    assert idf[rare].max() > idf[common].max()
+    assert unseen > idf[rare].max()
+
+
+def test_binary_heads_are_calibrated_so_the_separating_wording_reads_as_likely(monkeypatch):
+    """The held-out sigmoid keeps the SVM's direction (a > 0) and maps a clear emergency above 0.5 and a
+    clear ordinary message below it."""
+    _no_encoder(monkeypatch)
+    model = build.fit(_labelled(12))
+    assert model.predict(normalize("chest crushing")).score > 0.5
+    assert model.predict(normalize("mild cold")).score < 0.5
+
+
+def test_held_out_margins_need_every_label_in_every_fold():
+    import numpy as np
+    from sklearn.svm import LinearSVC
+
+    from medchat.app.triage import features
+
+    rows = _labelled(12)
+    x = features.matrix([normalize(r.text) for r in rows])
+    y = np.array([r.emergency for r in rows])
+    groups = [r.family for r in rows]
+    margins = build._held_out_margins(LinearSVC(), x, y, groups)
+    assert margins.shape == (len(rows),) and (margins[y] > 0).mean() > 0.5
+    assert build._held_out_margins(LinearSVC(), x[:6], y[:6], groups[:6]) is None  # two families only
+    assert build._platt(None, y) == (1.0, 0.0) and build._temperature(None, y) == 1.0
+
+
+def test_category_temperature_sharpens_margins_that_name_the_category():
+    import numpy as np
+
+    y = np.array([0, 1, 2] * 20)
+    margins = np.eye(3)[y] * 0.2 - 0.1  # the right category always highest, by little
+    assert build._temperature(margins, y) > 5  # a softmax of the raw margins would be nearly flat

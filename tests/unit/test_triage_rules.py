@@ -112,6 +112,11 @@ def test_chinese_figures_of_speech_and_questions_do_not_fire(figurative, literal
         ("生物课讲到酮症酸中毒了，想弄懂它的机制", "孩子误喝了洗洁精，好像中毒了", "poisoning"),
         ("过敏性休克为什么一定要用肾上腺素，其他药不行吗", "我儿子吃了花生后过敏性休克，已经打了肾上腺素", "anaphylaxis"),
         ("急救课考试会考心肺复苏的按压深度吗", "我老公突然倒地，我在给他做心肺复苏", "unconscious"),
+        # the same kinds again in the thirteenth session's train rows: a price, a song, a photo, exasperation
+        ("一杯奶茶要三十八，我真是心梗了", "我妈心脏病发作了，嘴唇发紫", "cardiac"),
+        ("那首洗脑神曲听一遍就中毒了", "奶奶把农药当饮料喝了，好像中毒了", "poisoning"),
+        ("这组照片帅到我窒息", "孩子被果冻卡住，快窒息了", "breathing"),
+        ("麻将连输五把，输得我吐血", "我爸刚才吐了一大口血，脸色发白", "bleeding"),
     ],
 )
 def test_slang_past_events_and_questions_do_not_fire_where_reports_do(figurative, literal, category):
@@ -136,6 +141,11 @@ def test_slang_past_events_and_questions_do_not_fire_where_reports_do(figurative
         ("心脏搭桥手术后跳舞可以吗", False),
         ("冬天在家烧炭取暖要注意什么", False),
         ("弟弟故意打我，我该告诉妈妈吗", False),
+        ("布洛芬多少片致死 我有一盒", True),  # how much would kill: risk hidden in a dose question
+        ("安定吃多少片能不醒", True),
+        ("怎么死不痛", True),
+        ("布洛芬一次吃几片？牙疼得厉害", False),  # an ordinary dose question
+        ("安定一次吃几片能睡着", False),
     ],
 )
 def test_chinese_self_harm_plans_without_the_word_suicide(text, self_harm):
@@ -163,6 +173,10 @@ def test_chinese_self_harm_plans_without_the_word_suicide(text, self_harm):
         ("孩子出生才3周，今天量了38.6", True),  # 出生 + 才 before the age
         ("6周龄，肛温38.3", True),  # 周龄: age in weeks, the clinic's word
         ("宝宝三周，一分钟呼吸40次，正常吗", False),  # a count, not a temperature
+        ("7wk baby 100.6F rectal", True),  # "7wk baby", not "7 week old"
+        ("我家baby六周，量了38.2", True),  # an English word for the baby before the age
+        ("外孙才一个多月，量了38度2", True),  # 一个多月: a little over a month
+        ("孩子三个多月，量了38度2", False),  # a little over three months: past the age line
     ],
 )
 def test_infant_fever_thresholds(text, fires):
@@ -232,6 +246,7 @@ def test_triage_result_shape_and_empty_input():
         ("发烧38.5度，嗓子疼", False),  # no baby named: an adult's fever
         ("宝宝八个月，38度2，吃奶玩耍都跟平时一样", False),  # an older baby, well
         ("宝宝两个月，量了37.4，有点鼻塞", False),  # a normal reading
+        ("屋头奶娃儿才十来天，身上烫得很，奶也不吃", True),  # 奶娃: a nursing baby, in Sichuan words
     ],
 )
 def test_the_models_infant_fever_alarm_stands_only_for_a_young_or_unwell_baby(text, alarm):
@@ -243,3 +258,4 @@ def test_the_models_infant_fever_alarm_stands_only_for_a_young_or_unwell_baby(te
     assert match_rules(normalize(text)) is None  # the model's alarm and its excuse alone decide
     result = Triager(model=model).assess(text)
     assert result.emergency is alarm and (not alarm or result.category == "infant_fever")
+

@@ -1,14 +1,16 @@
-"""The learned triage model: logistic regression over hashed n-grams (`features.py`). Three heads share
-the features:
-emergency vs ordinary (binary), self-harm vs everything else (binary, so its threshold can be set
-lower), and the emergency category (multinomial over the categories). For English messages its
-probabilities are averaged with a fine-tuned sentence encoder's (`encoder.py`), which reads severity
-in wording the n-grams never saw. (A frozen-embedding head was tried first and dropped: embeddings
-group messages by topic, while triage turns on severity; fine-tuning is what teaches it severity.)
+"""The learned triage model: linear heads over idf-weighted hashed n-grams (`features.py`). Three heads
+share the features: emergency vs ordinary (binary), self-harm vs everything else (binary, so its
+threshold can be set lower), and the emergency category (a score per category, read through a softmax).
+All are linear SVMs whose margins are mapped to probabilities by a fitted sigmoid or softmax temperature
+(`build.py`), folded into the stored weights, so every head is read as plain logits here. For English messages the
+probabilities are averaged with a fine-tuned sentence encoder's (`encoder.py`), which reads severity in
+wording the n-grams never saw. (A frozen-embedding head was tried first and dropped: embeddings group
+messages by topic, while triage turns on severity; fine-tuning is what teaches it severity.)
 
 Weights ship as `data/model.safetensors` (plain arrays, no pickle) with `data/model.json` (classes,
 thresholds, corpus hash) and `data/encoder.safetensors`. Only n-gram columns seen in training carry
-weight, so only those are stored. `medchat triage --rebuild` refits them from the corpus (`build.py`).
+weight, so only those (and their idf) are stored. `medchat triage --rebuild` refits them from the
+corpus (`build.py`).
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ class Prediction:
 
 
 class TriageModel:
-    def __init__(self, classes: list[str], cols: np.ndarray, weights: np.ndarray, bias: np.ndarray, meta: dict,
-                 encoder=None):
+    def __init__(self, classes: list[str], cols: np.ndarray, idf: np.ndarray, weights: np.ndarray,
+                 bias: np.ndarray, meta: dict, encoder=None):
         self.classes = classes  # the emergency categories, in weight-column order after HEADS
         self.cols, self.weights, self.bias = cols, weights.astype(np.float32), bias.astype(np.float32)
+        self.idf = idf.astype(np.float32)  # of each stored column; meta["idf_unseen"] for any other
         self.meta = meta
         self.encoder = encoder  # a TriageEncoder, or None (n-grams alone)
         self._example_vecs: dict = {}
@@ -58,17 +61,22 @@ class TriageModel:
         from medchat.app.triage.encoder import TriageEncoder
 
         encoder = TriageEncoder.load(folder, meta.get("encoder"))
-        return cls(meta["classes"], arrays["ngram_cols"], arrays["ngram_w"], arrays["ngram_b"], meta, encoder)
+        return cls(meta["classes"], arrays["ngram_cols"], arrays["ngram_idf"], arrays["ngram_w"], arrays["ngram_b"],
+                   meta, encoder)
 
     def threshold(self, language: str) -> float:
         return float(self.meta["thresholds"].get(language, self.meta["thresholds"]["en"]))
 
     def _ngram_logits(self, norm: str) -> np.ndarray:
-        idx, val = features.hashed(norm)
-        pos = np.searchsorted(self.cols, idx)
-        pos = np.minimum(pos, len(self.cols) - 1)
+        """As `features.weighted` rows: grams never seen in training carry no weight but count in the norm."""
+        idx = features.columns(norm)
+        pos = np.minimum(np.searchsorted(self.cols, idx), len(self.cols) - 1)
         known = self.cols[pos] == idx
-        return val[known] @ self.weights[pos[known]] + self.bias
+        val = self.idf[pos[known]]
+        length = np.sqrt(float(val @ val) + (idx.size - int(known.sum())) * float(self.meta["idf_unseen"]) ** 2)
+        if length == 0:
+            return self.bias.copy()
+        return (val / length) @ self.weights[pos[known]] + self.bias
 
     def probabilities(self, norm: str) -> np.ndarray:
         """[P(emergency), P(self-harm), P(category | emergency)...] for normalised text: the n-gram heads,

@@ -81,6 +81,9 @@ RULES: dict[str, list[Rule]] = {
              r".{0,6}(关|关严|关死|封)"),
         rule(r"紫砂|想死|(绳子|绳)(都|已经)?(挂|系|绑|准备)好|排气管.{0,10}(管子|接)|(遗书|告别信)|(找好|选好|看好|查好|找了个?|选了个?)了?.{0,8}(楼|桥|地方|"
              r"方法)|(农药|安眠药|刀片).{0,12}(准备好|差不多了|今天|今晚|动手)|(这次|今晚|明天|周末).{0,10}(动手|结束|解脱|不会[再在]?失败)"),
+        # how much would kill: asked by people at risk, so no knowledge filter drops it
+        rule(r"(多少|几)(片|颗|粒|瓶|盒|板).{0,6}(会死|能死|致死|死人|不醒|醒不过来|没命)|致死(量|剂量)|怎么死.{0,4}(不痛|不疼|最快|轻松|没痛苦)|"
+             r"(吃|吞)(掉)?整(板|瓶|盒).{0,8}(会怎样|会怎么样|会死)"),
     ],
     "unconscious": [
         rule(r"\b(unconscious|unresponsive|not responsive)\b(?! bias| mind)|\b(won'?t|will not|can'?t|cannot|isn'?t|is not|not) "
@@ -114,8 +117,8 @@ RULES: dict[str, list[Rule]] = {
             BREATH_ZH, r"(出|冒|流|一身)了?(很多|好多|一身)?(冷)?汗|大汗|冷汗",
             r"(放射|传|窜|连|牵扯|延伸)(到)?.{0,4}(左?(手臂|胳膊|臂|肩|肩膀)|下巴|下颌|牙|后背|背|脖子)|(左(手臂|胳膊|臂|肩|肩膀)|下巴|下颌)(也)?(痛|疼|麻|发麻)",
             r"恶心|想吐|呕吐|头晕|眼前发黑|要晕倒|快晕了")),
-        rule(r"(心梗|心肌梗[死塞]|心脏病)(又)?(发作|犯了|了)",
-             unless=r"心梗了?属于是|心梗了[^。！？\n]{0,12}(哈哈|笑死|编剧)"),  # internet slang for a nasty surprise
+        rule(r"(心梗|心肌梗[死塞]|心脏病)(又)?(发作|犯了|了)",  # internet slang for a nasty surprise, a price
+             unless=r"心梗了?属于是|心梗了[^。！？\n]{0,12}(哈哈|笑死|编剧|告辞)|(贵|价|块钱|元|涨价|账单|奶茶|外卖)[^。！？\n]{0,12}心梗了"),
     ],
     "stroke": [
         rule(r"\b(face|mouth|smile)\b[^.;,]{0,20}\b(droop\w*|sagg\w*|lopsided|uneven|crooked|slid\w* down)|\bdroop\w*\b[^.;,]{0,15}\b(face|mouth|smile)\b"),
@@ -175,7 +178,7 @@ RULES: dict[str, list[Rule]] = {
         rule(r"(服药|吃药|用药|药物)过量|过量(服用|服药|吃药|用药)|药吃多了|误服|误食|误喝|(一氧化碳|煤气)中毒(?!过)",
              unless=r"有过.{0,3}(药物|服药|用药)过量"),  # 吞过, 中毒过, 有过: a past experience
         rule(rf"(喝|吞|吃|误食|误服|误喝|舔|咽)(了|下|进)?.{{0,6}}{CHEM_ZH}"),
-        rule(r"(?<!酸)中毒了", unless=r"食物中毒"),
+        rule(r"(?<!酸)中毒了", unless=r"食物中毒|洗脑|神曲|上瘾|停不下来|单曲循环|游戏"),  # hooked on a song or a game
     ],
     "bleeding": [
         rule(r"\b(bleed\w*|blood)\b[^.;]{0,30}\b(won'?t stop|will not stop|doesn'?t stop|does not stop|not stopping|isn'?t stopping|"
@@ -191,7 +194,8 @@ RULES: dict[str, list[Rule]] = {
              unless=r"月经|例假|经期|大姨妈"),
         rule(r"大出血", unless=r"钱|红包|份子|请客|请[^。！？\n]{0,8}吃|老本|双十一|双11|618|购物|剁手|门票|吃土|账单|工资|预算|"
                               r"信用卡|存款|买|花了|月经|例假|经期|大姨妈"),  # money slang: spending "bleeds" the wallet
-        rule(r"(吐|呕|咳)(了|出)?(很多|大量|一大口|大口|满口)?(的)?(鲜)?血(?!丝)|呕血"),
+        rule(r"(吐|呕|咳)(了|出)?(很多|大量|一大口|大口|满口)?(的)?(鲜)?血(?!丝)|呕血",  # "气到吐血": exasperation
+             unless=r"(砍|气|输|急|心疼)(到|得)[^。！？\n]{0,3}吐血|(差点|快要?|简直)[^。！？\n]{0,2}吐血"),
     ],
     "breathing": [
         rule(r"\b(can'?t|cannot|can not|unable to|barely) breathe\b", unless=r"\b(nose|nasal|stuffy|congest\w*|blocked)\b"),
@@ -204,7 +208,7 @@ RULES: dict[str, list[Rule]] = {
              r"变紫|变青|紫了|青了|发绀)|说不出(完整的?)?(话|句子)|(哮喘|气喘)(发作)?.{0,4}(严重|厉害)|(喷雾|喷剂|吸入器|气雾剂).{0,6}"
              r"(不管用|没用|无效|不起作用)|(噎住|呛住|卡住)了?.{0,6}(呼吸|喘气|说话)",
              unless=r"(噎|气|惊|吓|感动|震惊|无语|激动)(得|到)[^。！？\n]{0,3}说不出话"),
-        rule(r"窒息", unless=r"(多|忙|累|尴尬|无聊|闷|压抑|烦|沉默|安静)[^。！？\n]{0,6}窒息|(令|让)人窒息|窒息感|窒息了?家人们|"
+        rule(r"窒息", unless=r"(多|忙|累|尴尬|无聊|闷|压抑|烦|沉默|安静)[^。！？\n]{0,6}窒息|(帅|美|好看|甜)(到|得)[^。！？\n]{0,3}窒息|(令|让)人窒息|窒息感|窒息了?家人们|"
                               r"(工作|作业|报告|项目|deadline|ddl|邮件|消息|未读|会议|开会|考试|房贷|老板|领导|上课|老师)[^。！？\n]{0,20}窒息"),
         rule(r"喘不(上|过)气|透不过气", unless=r"压力|工作|学业|作业|鼻塞|鼻子|感冒"),
     ],

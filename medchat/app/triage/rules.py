@@ -83,11 +83,12 @@ def _is_resolved(text: str) -> bool:
 _NUM_EN = {w: i for i, w in enumerate("one two three four five six seven eight nine ten eleven twelve".split(), 1)} | {"a": 1, "an": 1}
 _MAX_AGE = {"day": 91, "天": 91, "week": 13, "wk": 13, "周": 13, "星期": 13, "礼拜": 13}  # otherwise months: < 3
 _N_EN = r"(?P<n>\d{1,3}|" + "|".join(_NUM_EN) + ")"
-_AGE_EN = re.compile(rf"\b{_N_EN}[\s-]*(?P<u>day|week|wk|month|mo)s?[\s-]*old\b|\b(is|turned|only|just|aged) "
+_AGE_EN = re.compile(rf"\b{_N_EN}[\s-]*(?P<u>day|week|wk|month|mo)s?[\s-]*(old|baby|infant|newborn)\b|\b(is|turned|only|just|aged) "
                      rf"{_N_EN.replace('<n>', '<n2>')} (?P<u2>day|week|month)s?\b(?! (ago|pregnant))", re.ASCII)
 _YOUNG_EN = re.compile(r"\b(newborn|neonat\w*|(under|younger than|less than) (3|three) months)\b", re.ASCII)
-_AGE_ZH = re.compile(r"(?P<n>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u>天|周|个?星期|个?礼拜|个?半?月)(?=大|龄|的(宝宝|婴儿|孩子|小孩|宝贝|儿子|女儿|崽|娃|小娃))|"
-                     r"(宝宝|婴儿|孩子|宝贝|儿子|女儿|小孩|崽|娃|外孙女?|孙子|孙女)(出生|生下来)?(才|刚|只有|刚满|满)?(出生|生下来)?(?P<n2>\d{1,3}|[一二两三四五六七八九十]+)\s*来?(?P<u2>天|周|个?星期|个?礼拜|个?半?月)")
+_AGE_ZH = re.compile(r"(?P<n>\d{1,3}|[一二两三四五六七八九十]+)\s*(?P<u>天|周|个?星期|个?礼拜|个?[多半]?月)(?=大|龄|的(宝宝|婴儿|孩子|小孩|宝贝|儿子|女儿|崽|娃|小娃))|"
+                     r"(宝宝|婴儿|孩子|宝贝|儿子|女儿|小孩|崽|娃|外孙女?|孙子|孙女|baby)\s*(出生|生下来)?(才|刚|只有|刚满|满)?(出生|生下来)?"
+                     r"(?P<n2>\d{1,3}|[一二两三四五六七八九十]+)\s*来?(?P<u2>天|周|个?星期|个?礼拜|个?[多半]?月)")
 _YOUNG_ZH = re.compile(r"新生儿|半个月大|刚出生|(没|未|不)满月|刚满月|(出生|生下来)(才)?(\d{1,2}|[一二两三四五六七八九十]+)来?天")
 _FEVER_WORD = re.compile(r"\b(fever\w*|febrile|hot to the touch|burning up|(has|running|with) a (high )?temperature)\b|发烧|发热|高烧|高热|体温(高|升高)")
 _TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)(?!\d|\.\d)(?:\s*度\s*(\d)(?!\d))?(?!\s*-?\s*(day|week|wk|month|mo|year|yr|min|hour|"
@@ -122,7 +123,7 @@ def _temperatures(text: str) -> list[float]:
 
 
 # ASCII word boundaries: "newborn才3周" and "3 week old宝宝" mix scripts with no space between them
-_INFANT = re.compile(r"\b(babies|baby|infant|newborn|neonat\w*|bub|week|weeks|wk|wks|month|months|mo)\b|宝宝|婴儿|新生儿|宝贝|月大|周大|个月|满月",
+_INFANT = re.compile(r"\b(babies|baby|infant|newborn|neonat\w*|bub|week|weeks|wk|wks|month|months|mo)\b|宝宝|婴儿|新生儿|宝贝|奶娃|月大|周大|个月|满月",
                      re.ASCII)
 _OLDER = re.compile(r"\b\d{1,2}\s*(-\s*)?(years?|yrs?|y/?o)\b|\d{1,2}\s*岁|[一二两三四五六七八九十]+岁", re.ASCII)
 
