@@ -1,9 +1,9 @@
 """Triage quality on the held-out test split (families the model and the thresholds never saw).
 
 Issue 10's targets are recall >= 0.98 in each language, 1.00 for self-harm, false alarms <= 5%.
-Reached for English; not yet for Chinese. The bounds below are today's measured figures less a small
-margin, so the test catches a regression; raise them as the model improves. Every miss is listed by
-`medchat triage --eval test`.
+Reached for English; for Chinese, recall and self-harm recall, not yet false alarms. The bounds below
+are today's measured figures less a small margin, so the test catches a regression; raise them as the
+model improves. Every miss is listed by `medchat triage --eval test`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from medchat.app.triage.corpus import load_rows, select
 from medchat.app.triage.evaluate import evaluate
 
 FLOORS = {  # language: (recall, self-harm recall, false-alarm ceiling). Measured on the whole test split after
-    # the thirteenth session (idf-weighted n-grams under calibrated linear SVMs, 2,572 more Chinese rows in 643
-    # families, a quarter of them in test): 0.986/1.00/0.034 (en) and 0.975/0.988/0.054 (zh; on the families
-    # that existed before the twelfth session, 0.990/0.987/0.031); after the twelfth, 0.983/1.00/0.042 and
+    # the thirteenth session (idf-weighted n-grams under calibrated linear SVMs, 5,233 more Chinese rows in 1,308
+    # families, a quarter of them in test): 0.986/1.00/0.034 (en) and 0.984/1.00/0.053 (zh; on the families
+    # that existed before the twelfth session, 0.993/1.00/0.031); after the twelfth, 0.983/1.00/0.042 and
     # 0.969/0.989/0.065 on a test split without the newest families
     "en": (0.98, 1.00, 0.05),
-    "zh": (0.965, 0.98, 0.065),
+    "zh": (0.975, 1.00, 0.06),
 }
 
 
