@@ -1,10 +1,10 @@
 """The learned triage model: linear heads over idf-weighted hashed n-grams (`features.py`). Three heads
 share the features: emergency vs ordinary (binary), self-harm vs everything else (binary, so its
 threshold can be set lower), and the emergency category (a score per category, read through a softmax).
-All are linear SVMs whose margins are mapped to probabilities by a fitted sigmoid or softmax temperature
-(`build.py`), folded into the stored weights, so every head is read as plain logits here. For English messages the
-probabilities are averaged with a fine-tuned sentence encoder's (`encoder.py`), which reads severity in
-wording the n-grams never saw. (A frozen-embedding head was tried first and dropped: embeddings group
+All are linear SVMs whose margins are mapped to probabilities by a fitted sigmoid or softmax
+temperature (`build.py`), folded into the stored weights, so every head is read as plain logits here.
+For English messages the probabilities are averaged with a fine-tuned sentence encoder's (`encoder.py`),
+which reads severity in wording the n-grams never saw. (A frozen-embedding head was tried first and dropped: embeddings group
 messages by topic, while triage turns on severity; fine-tuning is what teaches it severity.)
 
 Weights ship as `data/model.safetensors` (plain arrays, no pickle) with `data/model.json` (classes,
