@@ -48,20 +48,14 @@ def corpus_hash(folder: Path | None = None) -> str:
 def _held_out_margins(svm, x, y: np.ndarray, groups: list[str]) -> np.ndarray | None:
     """Each row's decision values from a copy of `svm` fitted on the other folds' families (GroupKFold), or
     None when there are too few families for every fold to see every label, as in tests' tiny corpora."""
-    from sklearn.base import clone
-    from sklearn.model_selection import GroupKFold
+    from sklearn.model_selection import GroupKFold, cross_val_predict
 
     if len(set(groups)) < CALIBRATION_FOLDS:
         return None
-    folds = list(GroupKFold(CALIBRATION_FOLDS).split(x, y, groups))
-    if any(len(set(y[train])) < max(2, len(set(y))) for train, _ in folds):
+    cv = GroupKFold(CALIBRATION_FOLDS)
+    if any(len(set(y[train])) < max(2, len(set(y))) for train, _ in cv.split(x, y, groups)):
         return None
-    margins = None
-    for train, held in folds:
-        part = clone(svm).fit(x[train], y[train]).decision_function(x[held])
-        margins = np.zeros((len(y), *part.shape[1:])) if margins is None else margins
-        margins[held] = part
-    return margins
+    return cross_val_predict(svm, x, y, groups=groups, cv=cv, method="decision_function")
 
 
 def _platt(margins: np.ndarray | None, y: np.ndarray) -> tuple[float, float]:
