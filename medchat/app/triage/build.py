@@ -25,7 +25,10 @@ from medchat.app.triage.text import normalize
 
 CLASSES = list(CATEGORIES)
 MAX_FALSE_ALARMS = 0.04  # out of fold, leaving a margin under the 5% target
-SELF_HARM_ALARMS = 0.01  # ordinary messages the self-harm head alone may flag
+# Ordinary messages the self-harm head alone may flag. Out of fold over train+dev, its alarms between 0.75%
+# and 1% caught no self-harm message that the rules and the emergency head missed (false alarms en 5.11% ->
+# 4.91%, zh 5.00% -> 4.83%, recall unchanged); at 0.5% Chinese lost one.
+SELF_HARM_ALARMS = 0.0075
 # Bounds of the self-harm threshold. The floor keeps the head from firing on noise. The ceiling was one half
 # for logistic heads; the calibrated SVM head is surer of itself on idioms ("热死了", "要疯了"): out of fold
 # (n-grams alone) its 1% budget edge sat at 0.81 (English) and 0.74 (Chinese), and at one half Chinese
