@@ -64,9 +64,9 @@ def test_self_harm_threshold_spends_its_alarm_budget_and_stays_in_bounds():
     preds = {normalize(r.text): Prediction(0.0, highs[i] if i < len(highs) else 0.01, "self_harm", 1.0)
              for i, r in enumerate(ordinary)}
     th = build.choose_self_harm_threshold(preds, ordinary)
-    assert sum(p.self_harm >= th for p in preds.values()) <= build.SELF_HARM_ALARMS * len(ordinary)
-    low, high = build.SELF_HARM_BOUNDS
     budget = build.SELF_HARM_ALARMS * len(ordinary)
+    assert sum(p.self_harm >= th for p in preds.values()) <= budget
+    low, high = build.SELF_HARM_BOUNDS
     assert low <= th <= high and sum(p.self_harm >= th - 0.011 for p in preds.values()) > budget  # no lower one fits
     capped = {k: Prediction(0.0, 0.95, "self_harm", 1.0) for k in preds}
     assert build.choose_self_harm_threshold(capped, ordinary) == high  # ceiling: never stricter than this
