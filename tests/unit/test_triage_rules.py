@@ -125,6 +125,27 @@ def test_slang_past_events_and_questions_do_not_fire_where_reports_do(figurative
 
 
 @pytest.mark.parametrize(
+    "ordinary, report, category",
+    [
+        # the fourteenth session's train-row kinds: suicide as the name of a topic, "X得想死" as a figure of
+        # speech, a story's plot, a past event told with how well one is now, a question asked ahead of time
+        ("世界预防自杀日是几月几号", "我每天都想自杀，预防自杀热线是多少", "self_harm"),
+        ("青少年非自杀性自伤常见吗", "我不想活了，想自杀", "self_harm"),
+        ("面试时尴尬得想死，后来还是拿到了二面", "我真的想死，药都准备好了", "self_harm"),
+        ("小说里主角昏迷了三天三夜醒来就能跑", "我爸摔倒后昏迷了，叫不醒", "unconscious"),
+        ("俺去年生娃大出血，抢救过来了，现在恢复得挺好", "去年生娃大出血，现在恢复得挺好，可今天又大出血了", "bleeding"),
+        ("去年被蜂蛰后过敏性休克，现在想做脱敏治疗", "去年过敏性休克过，现在又过敏性休克了，嘴唇肿", "anaphylaxis"),
+        ("脑梗发作前会有什么感觉？我想提前知道", "看电视剧的时候我爸突然说不出话，嘴歪了", "stroke"),
+        # a story never excuses self-harm told beside it
+        ("小说里主角昏迷了三天三夜醒来就能跑", "剧里那个人割腕了，我今晚也想割腕", "self_harm"),
+    ],
+)
+def test_topic_names_plots_and_recoveries_do_not_fire_where_reports_do(ordinary, report, category):
+    assert match_rules(normalize(ordinary)) is None
+    assert (match_rules(normalize(report)) or ("",))[0] == category
+
+
+@pytest.mark.parametrize(
     "text, self_harm",
     [
         # a plan told through a place, a method or a goodbye, with no word for suicide in it

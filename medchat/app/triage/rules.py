@@ -17,7 +17,8 @@ from medchat.app.triage.text import NEGATORS_ZH, negates
 _BREAK = re.compile(r"[.!?;:,\n。！？；：，、]|\bbut\b|\bhowever\b|但是|但|可是|不过")
 _NEG_ZH = re.compile(rf"({NEGATORS_ZH})(有|感到|觉得|出现|什么|任何|再|发生|想|打算|会)?$")
 _HYPO = re.compile(r"\b(if|whether|in case|suppose|supposing|what happens when|what to do when|when someone|when a person|"
-                   r"should someone|someone who|a person who|people who|patients? who)\b|如果|万一|假如|要是|假设|遇到|碰到")
+                   r"should someone|someone who|a person who|people who|patients? who)\b|如果|万一|假如|要是|假设|遇到|碰到|"
+                   r"(剧|小说|电影|书|戏|片|游戏|动画|漫画)(里|中)")
 _KNOW_EN = re.compile(r"^\W*(what|which|how|why|when|is|are|can|could|does|do|should|tell me|explain|list|describe|define)\b.*\b("
                       r"signs?|symptoms?|warning|causes?|caused|mean|means|meaning|indicates?|recogni[sz]e|tell if|know if|spot|"
                       r"identify|prevent\w*|risks?|difference|differ|first aid|treat\w*|cures?|happens?|feel like|look like|dose|"
@@ -30,7 +31,7 @@ _KNOW_ZH = re.compile(r"什么是|是什么|有哪些|哪些|什么症状|症状
                       r"多深|多快|是多少|要不要做|什么感觉|为什么(一定|要)|靠谱吗|说法对吗|是真的吗")
 _ASKER = re.compile(r"\b(how (do|can|would|should) i|what (should|do|can) i|should i|can i|do i|i (want|would like|'d like) to know|"
                     r"i was wondering|i wonder|can you tell me|could you tell me|i read|i heard|i'?m curious|i am curious|i'?m "
-                    r"(a |an )?(nurse|student|doctor|medic)\w*|i am (a |an )?(nurse|student|doctor|medic)\w*)\b|我想(知道|问问?|了解|请教)|请问|"
+                    r"(a |an )?(nurse|student|doctor|medic)\w*|i am (a |an )?(nurse|student|doctor|medic)\w*)\b|我想(提前)?(知道|问问?|了解|请教)|请问|"
                     r"我(听说|看到|读到)|想问一?下|我们(村里|这里|老家|那边)?(都)?说|听说|据说")
 _REPORT = re.compile(r"\b(i|i'm|im|i've|i'd|me|my|mine|we|we're|our|us|he|she|he's|she's|his|him|her|they're|their|this|right "
                      r"now|currently|help)\b|我|咱|(?<!其)(?<!雷)他(?![汀定])|她|爸|妈|爷|奶|外公|外婆|姥|老公|老婆|丈夫|妻子|孩子|儿子|女儿|宝宝|宝贝|朋友|同事|"
@@ -40,9 +41,11 @@ _RESOLVED = re.compile(r"\b(went away|gone away|has gone|have gone|had gone|reso
                        r"years) ago|last (month|year)|as a (child|kid|teen\w*)|when i was (a |younger|little|young)|used to|"
                        r"history of)\b|已经(好了|消失|缓解|没事|停了|止住|过去了|恢复)|(现在|目前)(已经)?(完全|基本)?(好了|没事了?|正常了|缓解了|"
                        r"恢复了)|早就好了|好多了|消失了|缓解了|止住了|(几|两|三|四|五|\d+)年前|前年|上个月|去年|小时候|病史|既往|"
-                       r"(现在|目前)?[^，。！？,]{0,6}(玩得(很|挺)?好|有说有笑|活蹦乱跳|缓过来了|又去(玩|耍)了)")
+                       r"(现在|目前)?[^，。！？,]{0,6}(玩得(很|挺)?好|有说有笑|活蹦乱跳|缓过来了|又去(玩|耍)了)|"
+                       r"(现在|目前|如今)[^，。！？,]{0,4}(恢复得(很|挺|还|不错)?(好|不错)|好好的|一切正常|都正常|很正常|挺正常|特别健康|很健康|"
+                       r"没(什么|啥)(事|问题|毛病))")
 _PRESENT = re.compile(r"\b(right now|now|still|again|currently|at the moment|ongoing|getting worse|worse|keeps?|won'?t stop|"
-                      r"came back|coming back)\b|现在|正在|还在|仍然|依然|一直|越来越|此刻|又|反复|刚刚|刚才|突然")
+                      r"came back|coming back)\b|现在(?!想(做|去|问|了解|知道|请教|咨询)|打算|准备|考虑)|正在|还在|仍然|依然|一直|越来越|此刻|又|反复|刚刚|刚才|突然")
 
 
 def _clause_before(text: str, pos: int) -> str:
