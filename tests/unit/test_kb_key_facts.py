@@ -162,17 +162,17 @@ def _graded(cosines):
 
 
 def test_ranked_lists_the_best_few_for_the_prompt_and_shown_narrows_them():
-    # eight sentences over the floor and one under it (0.2): PROMPT_LIMIT keeps the first few of the eight,
-    # the reader's block keeps only those within MARGIN of the best
-    passages, embedder = _graded([0.9, 0.88, 0.5, 0.45, 0.43, 0.42, 0.41, 0.4, 0.2])
+    # two more sentences over the floor than PROMPT_LIMIT and one under it (0.2): PROMPT_LIMIT keeps the first
+    # few, the reader's block keeps only those within MARGIN of the best
+    over = [0.9, 0.88] + [0.5 - 0.01 * i for i in range(PROMPT_LIMIT)]
+    passages, embedder = _graded([*over, 0.2])
     lines = ranked("zzz?", passages, embedder)
-    assert PROMPT_LIMIT < 8
     assert [f.n for f in lines] == list(range(1, PROMPT_LIMIT + 1))
     best = rank_score(rank_features(0.9, 0.9, 1, set(), lines[0].sentence, ""))
     assert lines[0].rank == pytest.approx(best, abs=1e-4)
     assert [f.n for f in shown(lines)] == [f.n for f in lines if f.rank >= lines[0].rank - MARGIN][:LIMIT]
     assert shown(ranked("zzz?", passages, embedder, limit=LIMIT)) == shown(lines)  # the block ignores PROMPT_LIMIT
-    assert [f.n for f in ranked("zzz?", passages, embedder, limit=20)] == list(range(1, 9))  # 0.2 is off-topic
+    assert [f.n for f in ranked("zzz?", passages, embedder, limit=20)] == list(range(1, len(over) + 1))  # 0.2: off-topic
     assert all(f.score >= MIN_SIMILARITY for f in lines)
     assert shown([]) == []
 
