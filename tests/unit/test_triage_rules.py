@@ -117,16 +117,6 @@ def test_chinese_figures_of_speech_and_questions_do_not_fire(figurative, literal
         ("那首洗脑神曲听一遍就中毒了", "奶奶把农药当饮料喝了，好像中毒了", "poisoning"),
         ("这组照片帅到我窒息", "孩子被果冻卡住，快窒息了", "breathing"),
         ("麻将连输五把，输得我吐血", "我爸刚才吐了一大口血，脸色发白", "bleeding"),
-    ],
-)
-def test_slang_past_events_and_questions_do_not_fire_where_reports_do(figurative, literal, category):
-    assert match_rules(normalize(figurative)) is None
-    assert (match_rules(normalize(literal)) or ("",))[0] == category
-
-
-@pytest.mark.parametrize(
-    "ordinary, report, category",
-    [
         # the fourteenth session's train-row kinds: suicide as the name of a topic, "X得想死" as a figure of
         # speech, a story's plot, a past event told with how well one is now, a question asked ahead of time
         ("世界预防自杀日是几月几号", "我每天都想自杀，预防自杀热线是多少", "self_harm"),
@@ -140,9 +130,9 @@ def test_slang_past_events_and_questions_do_not_fire_where_reports_do(figurative
         ("小说里主角昏迷了三天三夜醒来就能跑", "剧里那个人割腕了，我今晚也想割腕", "self_harm"),
     ],
 )
-def test_topic_names_plots_and_recoveries_do_not_fire_where_reports_do(ordinary, report, category):
-    assert match_rules(normalize(ordinary)) is None
-    assert (match_rules(normalize(report)) or ("",))[0] == category
+def test_slang_past_events_and_questions_do_not_fire_where_reports_do(figurative, literal, category):
+    assert match_rules(normalize(figurative)) is None
+    assert (match_rules(normalize(literal)) or ("",))[0] == category
 
 
 @pytest.mark.parametrize(
