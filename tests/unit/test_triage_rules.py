@@ -128,6 +128,8 @@ def test_chinese_figures_of_speech_and_questions_do_not_fire(figurative, literal
         ("脑梗发作前会有什么感觉？我想提前知道", "看电视剧的时候我爸突然说不出话，嘴歪了", "stroke"),
         # a story never excuses self-harm told beside it
         ("小说里主角昏迷了三天三夜醒来就能跑", "剧里那个人割腕了，我今晚也想割腕", "self_harm"),
+        # an instruction leaflet (说明书里) is no plot
+        ("电影中的人被掐得喘不过气，现实里会这样吗", "说明书里写最多吃4片，孩子吞了二十片，现在昏迷叫不醒", "unconscious"),
     ],
 )
 def test_slang_past_events_and_questions_do_not_fire_where_reports_do(figurative, literal, category):

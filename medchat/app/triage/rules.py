@@ -18,7 +18,7 @@ _BREAK = re.compile(r"[.!?;:,\n。！？；：，、]|\bbut\b|\bhowever\b|但是
 _NEG_ZH = re.compile(rf"({NEGATORS_ZH})(有|感到|觉得|出现|什么|任何|再|发生|想|打算|会)?$")
 _HYPO = re.compile(r"\b(if|whether|in case|suppose|supposing|what happens when|what to do when|when someone|when a person|"
                    r"should someone|someone who|a person who|people who|patients? who)\b|如果|万一|假如|要是|假设|遇到|碰到|"
-                   r"(剧|小说|电影|书|戏|片|游戏|动画|漫画)(里|中)")
+                   r"(剧|小说|电影|(?<![明断])书|戏|影片|游戏|动画|漫画)(里|中)")  # a plot, not 说明书里 or 药片里
 _KNOW_EN = re.compile(r"^\W*(what|which|how|why|when|is|are|can|could|does|do|should|tell me|explain|list|describe|define)\b.*\b("
                       r"signs?|symptoms?|warning|causes?|caused|mean|means|meaning|indicates?|recogni[sz]e|tell if|know if|spot|"
                       r"identify|prevent\w*|risks?|difference|differ|first aid|treat\w*|cures?|happens?|feel like|look like|dose|"
