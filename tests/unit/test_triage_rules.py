@@ -272,3 +272,37 @@ def test_the_models_infant_fever_alarm_stands_only_for_a_young_or_unwell_baby(te
     result = Triager(model=model).assess(text)
     assert result.emergency is alarm and (not alarm or result.category == "infant_fever")
 
+
+
+@pytest.mark.parametrize(
+    "text, category, self_harm_p, crisis",
+    [
+        # self-harm told through its injury: a rule names the injury, the self-harm head says self-harm
+        ("又割了 比上次深 血止不住", "bleeding", 0.95, True),
+        ("I took the whole box of my sleeping pills 20 minutes ago", "poisoning", 0.9, True),
+        # the same injuries with the self-harm head quiet: the injury's guidance alone
+        ("切菜切到手 血止不住", "bleeding", 0.01, False),
+        ("My toddler took the whole box of my sleeping pills 20 minutes ago", "poisoning", 0.05, False),
+    ],
+)
+def test_self_harm_told_through_its_injury_gets_the_injury_steps_then_the_crisis_lines(text, category, self_harm_p,
+                                                                                      crisis):
+    from medchat.app.triage import build
+    from medchat.app.triage.decide import Triager
+    from medchat.app.triage.model import Prediction
+
+    norm = normalize(text)
+    assert (match_rules(norm) or ("",))[0] == category  # the rule names the injury
+    model = build._Replay({norm: Prediction(0.9, self_harm_p, category, 0.8)}, {"en": 0.5, "zh": 0.5}, 0.5)
+    triager = Triager(model=model)
+    result = triager.assess(text)
+    language = "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
+    injury, crisis_lines = guidance(category, language), guidance("self_harm", language)
+    assert result.emergency and result.category == category and result.crisis is crisis
+    assert result.guidance.startswith(injury)
+    assert (crisis_lines in result.guidance) is crisis
+    assert ("model: self_harm" in result.evidence) is crisis
+    assert result.to_dict()["crisis"] is crisis
+    # a second such message is shown again, as a self-harm report always is; a second cut finger is not
+    triager.assess_turn(text)
+    assert triager.assess_turn(text).repeat is not crisis

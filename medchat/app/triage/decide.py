@@ -3,6 +3,9 @@
 - A message is an emergency if the rules fire or the model's score reaches the language's threshold
   (or, for self-harm, if P(self_harm) reaches its own lower threshold). The category comes from the
   rules when they fire (a matched pattern is the more specific evidence), else from the model.
+- Self-harm is often told through its injury ("cut again, the bleeding won't stop", "took the whole
+  box"): the rules then name bleeding or poisoning. When the self-harm head fires beside them, the
+  crisis lines follow the injury's guidance (`crisis`).
 - The newest message is also judged together with the recent user turns, so "it started an hour ago"
   after "my chest hurts" counts.
 - Guidance already shown is not repeated every turn: it is shown again when the category changes,
@@ -33,6 +36,7 @@ class Triage:
     evidence: tuple[str, ...] = ()
     source: str = ""  # rules | model | rules+model | conversation
     repeat: bool = False  # the same guidance was already shown in this conversation
+    crisis: bool = False  # self-harm beside another category: its crisis lines follow that guidance
 
     @property
     def show(self) -> bool:
@@ -67,14 +71,15 @@ class Triager:
             model_fires = False
         if ruled:
             category, source = ruled[0], "rules+model" if model_fires else "rules"
-            evidence = (f"rule: {ruled[1]}",)
+            evidence = (f"rule: {ruled[1]}",) + (("model: self_harm",) if self_harm and category != "self_harm" else ())
         elif model_fires:
             category = "self_harm" if self_harm else pred.category
             source, evidence = "model", self._neighbours(text, category)
         else:
             return Triage(False, pred.category if pred else None, score, "", language, (), "")
-        return Triage(True, category, round(score, 4), guidance(category, language, self.region), language,
-                      evidence, source)
+        crisis = self_harm and category != "self_harm"
+        return Triage(True, category, round(score, 4), _guidance(category, language, self.region, crisis), language,
+                      evidence, source, crisis=crisis)
 
     def _self_harm(self, pred, language: str) -> bool:
         """The self-harm head's own threshold: one number, or one per language."""
@@ -100,7 +105,7 @@ class Triager:
             joined = self.assess(" ".join([*earlier, text]))
             if joined.emergency and (not alone.emergency or joined.score >= alone.score):
                 result = replace(joined, source="conversation", language=alone.language,
-                                 guidance=guidance(joined.category, alone.language, self.region))
+                                 guidance=_guidance(joined.category, alone.language, self.region, joined.crisis))
         if result.emergency:
             if self._already_shown(result, alone):
                 result = replace(result, repeat=True)
@@ -112,12 +117,17 @@ class Triager:
         same = [t for t in self._shown if t.category == result.category]
         if not same:
             return False
-        if alone.emergency and alone.category == "self_harm":
+        if alone.emergency and (alone.category == "self_harm" or alone.crisis):
             return False
         return not (alone.emergency and alone.score > max(t.score for t in same) + WORSENING)
 
     def reset(self) -> None:
         self._shown.clear()
+
+
+def _guidance(category: str, language: str, region: Region | None, crisis: bool) -> str:
+    text = guidance(category, language, region)
+    return f"{text}\n{guidance('self_harm', language, region)}" if crisis else text
 
 
 def _clip(text: str) -> str:
