@@ -197,6 +197,18 @@ def test_cli_text_and_errors():
     assert bad.returncode != 0 and "unknown region" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_cli_text_indents_the_crisis_lines_under_the_injury_steps():
+    from medchat.app.cli.triage_cmd import _line
+    from medchat.app.triage import Triage
+    from medchat.app.triage.guidance import guidance
+
+    steps, crisis = guidance("bleeding", "en", None), guidance("self_harm", "en", None)
+    t = Triage(True, "bleeding", 0.9, f"{steps}\n{crisis}", "en", ("rule: bleeding",), "rules", crisis=True)
+    lines = _line("cut again, it won't stop bleeding", t).splitlines()
+    assert lines[-2] == f"    guidance: {steps}"
+    assert lines[-1].strip() == crisis and lines[-1].startswith(" " * len("    guidance: "))
+
+
 def test_warm_loads_the_shared_model_in_the_background(monkeypatch):
     import medchat.app.triage as triage_pkg
 

@@ -72,7 +72,7 @@ def _line(text: str, t) -> str:
     flag = "EMERGENCY" + (" (shown already)" if t.repeat else "")
     lines = [f"{flag}  {t.category}  score {t.score:.2f}  via {t.source}  {head}"]
     lines += [f"    evidence: {e}" for e in t.evidence]
-    lines.append(f"    guidance: {t.guidance}")
+    lines.append("    guidance: " + t.guidance.replace("\n", "\n              "))  # crisis lines under the steps
     return "\n".join(lines)
 
 
