@@ -72,7 +72,8 @@ def _line(text: str, t) -> str:
     flag = "EMERGENCY" + (" (shown already)" if t.repeat else "")
     lines = [f"{flag}  {t.category}  score {t.score:.2f}  via {t.source}  {head}"]
     lines += [f"    evidence: {e}" for e in t.evidence]
-    lines.append("    guidance: " + t.guidance.replace("\n", "\n              "))  # crisis lines under the steps
+    label = "    guidance: "
+    lines.append(label + t.guidance.replace("\n", "\n" + " " * len(label)))  # crisis lines under the steps
     return "\n".join(lines)
 
 

@@ -71,13 +71,14 @@ class Triager:
             model_fires = False
         if ruled:
             category, source = ruled[0], "rules+model" if model_fires else "rules"
-            evidence = (f"rule: {ruled[1]}",) + (("model: self_harm",) if self_harm and category != "self_harm" else ())
+            evidence = (f"rule: {ruled[1]}",)
         elif model_fires:
             category = "self_harm" if self_harm else pred.category
             source, evidence = "model", self._neighbours(text, category)
         else:
             return Triage(False, pred.category if pred else None, score, "", language, (), "")
-        crisis = self_harm and category != "self_harm"
+        crisis = self_harm and category != "self_harm"  # only where a rule named the injury
+        evidence += ("model: self_harm",) if crisis else ()
         return Triage(True, category, round(score, 4), _guidance(category, language, self.region, crisis), language,
                       evidence, source, crisis=crisis)
 
