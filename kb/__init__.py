@@ -69,13 +69,14 @@ def retrieve(query: str, kb: str = DEFAULT_KB, k: int = 4, min_score: float | No
     """Up to `k` passages relevant enough to show the chat model, best first; [] when none is.
 
     Relevance is the dense cosine similarity (`Passage.similarity`); passages below `min_score`
-    (default `DEFAULT_MIN_SIMILARITY`) are dropped even if BM25 ranked them high.
+    (default `DEFAULT_MIN_SIMILARITY`) are dropped even if BM25 ranked them high, unless the query
+    names their document (`Passage.named`, kb.condition_names).
     """
     if not query or not query.strip() or k <= 0:
         return []
     threshold = DEFAULT_MIN_SIMILARITY if min_score is None else min_score
     hits = _cached(kb).search(query, k=max(k, 8))
-    return [p for p in hits if p.similarity >= threshold][:k]
+    return [p for p in hits if p.similarity >= threshold or p.named][:k]
 
 
 def turn_query(earlier: list[str] | tuple[str, ...], text: str) -> str:

@@ -28,6 +28,7 @@ class Passage:
     score: float  # fused reciprocal-rank score (+ the section boost): the ranking key, higher is better
     chunk_id: str
     similarity: float = 0.0  # cosine similarity of query and passage (what `retrieve` thresholds)
+    named: bool = False  # the query names this passage's document (kb.condition_names): kept below the floor
 
     def citation(self) -> str:
         return f"{self.source} - {self.section}" if self.section else self.source
@@ -297,15 +298,26 @@ class KnowledgeBase:
         missing = [i for i, _ in fused if i not in cosine]
         if missing:  # lexical-only hits: their cosine is computed from the stored vectors
             cosine.update(zip(missing, (self.dense.vectors(missing) @ qvec).tolist()))
+        named = self.condition_names().named(query)
         out = []
         for iid, score in fused:
             c = self.chunks[iid]
             out.append(Passage(c.text, c.source, c.title, c.section, float(score), c.chunk_id,
-                               float(cosine[iid])))
+                               float(cosine[iid]), c.source in named))
         head = section_intent.load() if rerank and out else None
         if head is not None:
             out = section_intent.rerank(out, head.probabilities(query))
         return out
+
+    def condition_names(self):
+        """The titles and aliases of the indexed documents (kb.condition_names), rebuilt when the KB changes."""
+        from kb.condition_names import ConditionNames
+
+        key = (self.manifest.get("version"), len(self.chunks))
+        cached = getattr(self, "_names", None)
+        if cached is None or cached[0] != key:
+            cached = self._names = (key, ConditionNames(self.chunks.values()))
+        return cached[1]
 
     def sources(self) -> list[str]:
         return sorted(self.manifest["sources"])

@@ -7,6 +7,8 @@ doctor profile abstained on its own on 0 of 11 uncovered test questions).
 Chosen on the grounded set's train split (342 covered, 41 uncovered questions): similarity alone
 flags 78% of the uncovered and 7.0% of the covered questions; with the rare-term check (words of 7+
 letters) 95% and 8.5%. On the test split (147 / 11, never used for choosing): 55% / 5.4% -> 73% / 6.8%.
+Counting a passage of the condition the query names as covering it (`Passage.named`): train 95% / 5.8%
+(20 covered questions flagged instead of 29); the test split unchanged.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ NOTICE = {
 
 
 def covered(sources: list, question: str = "", vocabulary: frozenset = frozenset()) -> bool:
-    """A passage is similar enough, and the question names no rare term the KB never mentions."""
-    if not any(getattr(p, "similarity", 0.0) >= COVERED_MIN_SIMILARITY for p in sources):
+    """A passage is similar enough or about the condition the question names (`Passage.named`), and the
+    question names no rare term the KB never mentions."""
+    if not any(getattr(p, "similarity", 0.0) >= COVERED_MIN_SIMILARITY or getattr(p, "named", False)
+               for p in sources):
         return False
     return not (question and vocabulary and unknown_terms(question, vocabulary))
 

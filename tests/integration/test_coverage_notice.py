@@ -14,9 +14,9 @@ from medchat.app.session import ChatSession
 from medchat.core.profiles import ProfileStore
 
 
-def passage(similarity: float) -> Passage:
+def passage(similarity: float, named: bool = False) -> Passage:
     return Passage(text="Shingles is treated with antivirals.", source="shingles.md", title="Shingles",
-                   section="Treatment", score=0.1, chunk_id="c1", similarity=similarity)
+                   section="Treatment", score=0.1, chunk_id="c1", similarity=similarity, named=named)
 
 
 def test_notice_follows_the_best_passage_similarity_and_the_question_language():
@@ -25,6 +25,8 @@ def test_notice_follows_the_best_passage_similarity_and_the_question_language():
     assert coverage.notice("How is shingles treated?", [passage(edge - 0.01)]) == coverage.NOTICE["en"]
     assert coverage.notice("How is shingles treated?", []) == coverage.NOTICE["en"]
     assert coverage.notice("带状疱疹怎么治疗？", [passage(0.2)]) == coverage.NOTICE["zh"]
+    # a passage about the condition the question names covers it, however low MiniLM scores it
+    assert coverage.notice("How is shingles treated?", [passage(0.2, named=True)]) == ""
 
 
 def test_the_english_notice_counts_as_an_abstention_in_the_grounded_evaluation():

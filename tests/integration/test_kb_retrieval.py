@@ -58,6 +58,14 @@ def test_made_up_condition_is_found_with_its_citation(fx):
     assert retrieve("what cures quellin fever?", kb=fx)[0].source == "velmora-fever.md"
 
 
+def test_a_named_condition_keeps_its_passages_below_the_similarity_floor(fx):
+    """No cosine reaches 2.0, so only passages of the document the question names pass the floor."""
+    hits = retrieve("what cures Tarsk marsh fever?", kb=fx, min_score=2.0)
+    assert hits and {p.source for p in hits} == {"velmora-fever.md"} and all(p.named for p in hits)
+    assert retrieve("what cures a fever from the marsh?", kb=fx, min_score=2.0) == []
+    assert not any(p.named for p in retrieve("what cures a fever from the marsh?", kb=fx, min_score=-1.0))
+
+
 def test_off_topic_chat_gets_no_passages(fx):
     for message in ["What's the weather like in Paris tomorrow?", "tell me a joke", "hello!"]:
         assert retrieve(message, kb=fx) == []

@@ -1,0 +1,44 @@
+"""Which documents a question names (kb.condition_names): titles and "Also called" aliases, stemmed, with
+acronyms matched by case so that an everyday word is not read as one."""
+
+from __future__ import annotations
+
+from kb.chunking import Chunk
+from kb.condition_names import ConditionNames
+
+
+def chunk(source: str, title: str, *aliases: str) -> Chunk:
+    return Chunk(chunk_id=f"{source}#0", text="...", source=source, title=title, section="Overview",
+                 aliases=tuple(aliases))
+
+
+NAMES = ConditionNames([
+    chunk("pad.md", "Peripheral Artery Disease", "PAD", "peripheral arterial disease", "claudication"),
+    chunk("copd.md", "Chronic Obstructive Pulmonary Disease", "COPD", "emphysema"),
+    chunk("concussion.md", "Concussion", "mild traumatic brain injury", "mTBI"),
+    chunk("flu.md", "Influenza", "flu"),
+    chunk("gerd.md", "Gastro-oesophageal Reflux Disease", "GERD", "acid reflux"),
+])
+
+
+def test_a_title_or_alias_names_its_document_in_any_inflection():
+    assert NAMES.named("my son got concussed at rugby today") == {"concussion.md"}
+    assert NAMES.named("does Emphysema get worse every winter?") == {"copd.md"}
+    assert NAMES.named("I've had the flu for three days") == {"flu.md"}
+    assert NAMES.named("what helps with peripheral arterial disease?") == {"pad.md"}
+    assert NAMES.named("acid reflux and influenza at once") == {"gerd.md", "flu.md"}
+
+
+def test_an_acronym_needs_its_capitals_unless_it_is_long_enough_not_to_be_a_word():
+    assert NAMES.named("how is PAD treated?") == {"pad.md"}
+    assert NAMES.named("where do I buy a heating pad?") == set()
+    assert NAMES.named("is copd curable") == {"copd.md"}
+    assert NAMES.named("gerd at night") == {"gerd.md"}
+    assert NAMES.named("any news on mTBI research?") == {"concussion.md"}
+
+
+def test_a_question_naming_no_document_names_none():
+    assert NAMES.named("how do I bake sourdough bread?") == set()
+    assert NAMES.named("") == set()
+    # a word inside a longer name is not the name: "disease" alone names no document
+    assert NAMES.named("is this disease contagious?") == set()
