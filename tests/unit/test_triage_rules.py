@@ -306,3 +306,34 @@ def test_self_harm_told_through_its_injury_gets_the_injury_steps_then_the_crisis
     # a second such message is shown again, as a self-harm report always is; a second cut finger is not
     triager.assess_turn(text)
     assert triager.assess_turn(text).repeat is not crisis
+
+
+@pytest.mark.parametrize(
+    "text, self_harm_p, category",
+    [
+        # only the category head says self-harm: general steps (call now, do not wait), then the crisis lines
+        ("心口一阵阵发紧 人一直冒冷汗 感觉这次熬不过去了", 0.1, "general"),
+        ("my chest feels crushed and I feel like I'm done for, so tired of everything", 0.1, "general"),
+        # the self-harm head agrees: the crisis lines alone, as before
+        ("胸口闷了一下午 感觉自己撑不住了 活着好累", 0.95, "self_harm"),
+    ],
+)
+def test_an_alarm_only_the_category_head_calls_self_harm_leads_with_general_steps_then_crisis_lines(
+        text, self_harm_p, category):
+    from medchat.app.triage import build
+    from medchat.app.triage.decide import Triager
+    from medchat.app.triage.model import Prediction
+
+    norm = normalize(text)
+    assert match_rules(norm) is None  # the model alone decides
+    model = build._Replay({norm: Prediction(0.9, self_harm_p, "self_harm", 0.6)}, {"en": 0.5, "zh": 0.5}, 0.5)
+    result = Triager(model=model).assess(text)
+    language = "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
+    crisis_lines = guidance("self_harm", language)
+    assert result.emergency and result.category == category
+    assert result.crisis is (category == "general")
+    if category == "general":
+        assert result.guidance == f"{guidance('general', language)}\n{crisis_lines}"
+        assert "model: self_harm" in result.evidence
+    else:
+        assert result.guidance == crisis_lines
