@@ -34,6 +34,9 @@ class ConditionNames:
                     self.acronyms.setdefault(name, set()).add(c.source)
                 elif len(name) >= 3 and (tokens := tuple(tokenize(name))):
                     self.phrases.setdefault(tokens, set()).add(c.source)
+        self._starting: dict[str, list[tuple[str, ...]]] = {}  # first token -> phrases: one pass over the query
+        for phrase in self.phrases:
+            self._starting.setdefault(phrase[0], []).append(phrase)
 
     def named(self, query: str) -> set[str]:
         """The sources whose title or alias the query names."""
@@ -44,10 +47,10 @@ class ConditionNames:
             if name in words or (len(name) >= ACRONYM_LOWER_MIN and name.lower() in lower):
                 out |= sources
         tokens = tokenize(query)
-        for phrase, sources in self.phrases.items():
-            n = len(phrase)
-            if any(tuple(tokens[i:i + n]) == phrase for i in range(len(tokens) - n + 1)):
-                out |= sources
+        for i, token in enumerate(tokens):
+            for phrase in self._starting.get(token, ()):
+                if tuple(tokens[i:i + len(phrase)]) == phrase:
+                    out |= self.phrases[phrase]
         return out
 
 
