@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.chunking import _ABBREV
+from kb.condition_names import with_titles
 from kb.embedder import encode_query
 
 # Cosine (all-MiniLM-L6-v2) a sentence, embedded under its title and section, needs (to the question
@@ -157,6 +158,8 @@ def scored(question: str, passages, embedder, query: str = "") -> list[tuple[int
     candidates = candidates[:MAX_SENTENCES]
     if not candidates:
         return []
+    titles = [p.title for p in passages if getattr(p, "named", False)]  # as the search read the query
+    question, query = with_titles(question, titles), with_titles(query, titles) if query else query
     vectors = embedder.encode([_in_context(p, s) for _, p, s in candidates])
     cosines = (vectors @ encode_query(embedder, question)).tolist()
     by_query = cosines if not query or query == question else (vectors @ encode_query(embedder, query)).tolist()

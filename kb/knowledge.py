@@ -10,6 +10,7 @@ from medchat.core.errors import UserError
 
 from kb import store
 from kb.chunking import MAX_CHARS, OVERLAP_CHARS, Chunk, chunk_document
+from kb.condition_names import with_titles
 from kb.embedder import embedder_id_of, encode_query, get_embedder
 from kb.loaders import LoadError, discover, file_hash, load_file
 
@@ -283,12 +284,16 @@ class KnowledgeBase:
 
     def search(self, query: str, k: int = 5, rerank: bool = True) -> list[Passage]:
         """Hybrid search, best first: dense and BM25 candidates fused by reciprocal rank; the top `k`
-        are then re-ranked by the section the question asks about (`kb.section_intent`)."""
+        are then re-ranked by the section the question asks about (`kb.section_intent`). A condition the
+        query names (`kb.condition_names`) is searched for by its title too, and its passages are `named`."""
         from kb import section_intent
         from kb.index import rrf
 
         if k <= 0 or not query.strip() or not self.chunks:
             return []
+        names = self.condition_names()
+        named = names.named(query)
+        query = with_titles(query, sorted(names.titles[s] for s in named))
         qvec = encode_query(self._embedder(), query)
         n = max(CANDIDATES, 4 * k)
         dense_hits = self.dense.search(qvec, n)
@@ -298,7 +303,6 @@ class KnowledgeBase:
         missing = [i for i, _ in fused if i not in cosine]
         if missing:  # lexical-only hits: their cosine is computed from the stored vectors
             cosine.update(zip(missing, (self.dense.vectors(missing) @ qvec).tolist()))
-        named = self.condition_names().named(query)
         out = []
         for iid, score in fused:
             c = self.chunks[iid]

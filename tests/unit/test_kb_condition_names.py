@@ -42,3 +42,33 @@ def test_a_question_naming_no_document_names_none():
     assert NAMES.named("") == set()
     # a word inside a longer name is not the name: "disease" alone names no document
     assert NAMES.named("is this disease contagious?") == set()
+
+
+def test_titles_a_text_does_not_spell_out_are_put_after_it_once():
+    from kb.condition_names import with_titles
+
+    assert with_titles("how is PAD treated?", ["Peripheral Artery Disease"]) == \
+        "how is PAD treated? (Peripheral Artery Disease)"
+    assert with_titles("is influenza worse than a cold?", ["Influenza"]) == "is influenza worse than a cold?"
+    assert with_titles("flu and reflux", ["Influenza", "GERD", "Influenza"]) == "flu and reflux (Influenza; GERD)"
+    assert with_titles("anything", []) == "anything"
+
+
+def test_key_fact_cosines_read_the_question_with_its_named_condition_title():
+    """The question that used an acronym is read with the condition's title, as the search read it, when the
+    passage is `named`: every sentence's cosine to it rises (its passage context holds the title)."""
+    from types import SimpleNamespace
+
+    from kb.key_facts import ranked
+    from tests.support.hashing_embedder import HashingEmbedder
+
+    def cosines(named):
+        p = SimpleNamespace(text="Supervised walking programmes ease the pain. Smoking harms the heart.",
+                            source="pad.md", title="Peripheral Artery Disease", section="Treatment", score=0.5,
+                            named=named)
+        return {f.sentence: f.score for f in ranked("how is PAD treated?", [p], HashingEmbedder(dim=512),
+                                                      min_score=-1.0)}
+
+    plain, named = cosines(False), cosines(True)
+    assert set(plain) == set(named) and len(plain) == 2
+    assert all(named[s] > plain[s] + 0.1 for s in plain)
