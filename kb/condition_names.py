@@ -20,7 +20,7 @@ import re
 
 from kb.index import tokenize
 
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[A-Za-z0-9]+")  # acronyms are ASCII, also inside Chinese text ("有COPD吗")
 ACRONYM_LOWER_MIN = 4  # letters an acronym needs before its lower-case form counts
 
 

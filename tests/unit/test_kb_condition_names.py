@@ -35,6 +35,7 @@ def test_an_acronym_needs_its_capitals_unless_it_is_long_enough_not_to_be_a_word
     assert NAMES.named("is copd curable") == {"copd.md"}
     assert NAMES.named("gerd at night") == {"gerd.md"}
     assert NAMES.named("any news on mTBI research?") == {"concussion.md"}
+    assert NAMES.named("我爸有COPD，冬天会加重吗") == {"copd.md"}  # an acronym inside Chinese text
 
 
 def test_a_question_naming_no_document_names_none():
