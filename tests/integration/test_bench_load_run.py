@@ -45,7 +45,9 @@ def test_under_load_and_first_answer_reach_the_json(tiny_model_dir, tmp_path, mo
     assert len(hogs) == 2 and all(h.returncode is not None for h in hogs)
     assert start.get("first_answer_note") == bench_load.kb_note()  # noted only when the ask builds the index
     assert isinstance(start["first_answer_s"], float), start
-    assert start["first_answer_tokens"] == 4 and start["first_answer_profile"] == "base"  # a fresh home
+    # a fresh home answers with base, within the 4-token cap; not exactly 4: the random model's greedy tokens
+    # follow the thread count the load leaves (seen in a full-suite run: its end-of-text token came first)
+    assert 1 <= start["first_answer_tokens"] <= 4 and start["first_answer_profile"] == "base"
     assert len(printed["machine"]["load_avg_start"]) == 3
 
 
